@@ -1,0 +1,108 @@
+"""The `vaelens` command line: train, config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Errors whose message already says what happened and what to do; VAELENS_DEBUG=1 shows tracebacks.
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, RuntimeError)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file with config sections (data, model, loss, train)")
+    parser.add_argument("--preset", help="a shipped preset; `vaelens config --list-presets` lists them")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="dotted overrides applied last, e.g. loss.beta=4 train.steps=2000")
+
+
+def _resolve(args):
+    from vaelens.config import resolve
+
+    return resolve(args.preset, args.config, args.overrides)
+
+
+def command_train(args) -> int:
+    from vaelens.training import train
+
+    config = _resolve(args)
+    result = train(config, args.out, resume=args.resume)
+    evaluation = result.summary["eval"]
+    print(f"run finished: {result.run_dir}")
+    print(f"  rate {evaluation['rate']:.3f} nats, distortion {evaluation['distortion']:.3f} nats "
+          f"({result.summary['objective']['likelihood']}, beta={config.loss.beta}, "
+          f"convention={result.summary['weighting_convention']})")
+    return 0
+
+
+def command_config(args) -> int:
+    import yaml
+
+    from vaelens import config as config_module
+
+    if args.list_presets:
+        print("\n".join(config_module.preset_names()))
+        return 0
+    config = _resolve(args)
+    if args.docs:
+        for section_name in ("data", "model", "loss", "train"):
+            section = getattr(config, section_name)
+            docs = config_module.field_docs(type(section))
+            print(f"{section_name}:")
+            for key, doc in docs.items():
+                print(f"  {key}: {getattr(section, key)!r}  # {doc}")
+        return 0
+    print(yaml.safe_dump(config_module.to_dict(config), sort_keys=False), end="")
+    return 0
+
+
+def command_demo(args) -> int:
+    from vaelens.demo import run_demo
+
+    run_demo(Path(args.out), steps=args.steps, progress=not args.no_progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaelens", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one beta-VAE into a run directory")
+    _add_config_arguments(train)
+    train.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.set_defaults(handler=command_train)
+
+    show = commands.add_parser("config", help="print the resolved configuration")
+    _add_config_arguments(show)
+    show.add_argument("--docs", action="store_true", help="print every key with its documentation")
+    show.add_argument("--list-presets", action="store_true", help="list the shipped presets")
+    show.set_defaults(handler=command_config)
+
+    demo = commands.add_parser("demo", help="the quick study on the embedded data (a few minutes on a CPU)")
+    demo.add_argument("--out", default="vaelens-demo", help="output directory (default: ./vaelens-demo)")
+    demo.add_argument("--steps", type=int, default=None, help="training steps per model (default: demo's own)")
+    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    demo.set_defaults(handler=command_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except EXPECTED_ERRORS as error:
+        if os.environ.get("VAELENS_DEBUG"):
+            raise
+        print(f"vaelens {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vaelens {args.command}: interrupted; a run continues from its last checkpoint with --resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

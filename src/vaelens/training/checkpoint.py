@@ -1,0 +1,133 @@
+"""Checkpoints as safetensors (every tensor) + JSON (everything else). Never pickle.
+
+A checkpoint is `step_<N>.safetensors` plus `step_<N>.json`; the JSON is written last and holds
+the SHA-256 of the tensor file, so it is the commit marker: a checkpoint without its JSON, or whose
+tensors do not match the recorded hash, is incomplete or corrupt and is reported as such.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vaelens.io import atomic_path, atomic_write_json, read_json
+
+FORMAT = "vaelens-checkpoint-1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file and what to do."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def optimizer_to_flat(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimizer state_dict into named tensors and a JSON-friendly remainder."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}.state.{index}.{name}"] = value
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_flat(prefix: str, tensors: dict, meta: dict) -> dict:
+    """Rebuild an optimizer state_dict from `optimizer_to_flat`'s two halves."""
+    state: dict[int, dict] = {}
+    marker = f"{prefix}.state."
+    for key, value in tensors.items():
+        if key.startswith(marker):
+            index, name = key[len(marker):].split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+    for key, value in meta["scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group
+              for group in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(folder: Path, step: int, modules: dict[str, torch.nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer], generators: dict[str, torch.Generator],
+                    extra: dict | None = None, keep: int = 2) -> Path:
+    """Write checkpoint `step` into `folder` atomically and prune all but the newest `keep`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors, optimizer_meta = {}, {}
+    for name, module in modules.items():
+        tensors.update({f"{name}.{key}": value.detach().cpu().contiguous()
+                        for key, value in module.state_dict().items()})
+    for name, optimizer in optimizers.items():
+        optimizer_tensors, optimizer_meta[name] = optimizer_to_flat(f"optimizer.{name}", optimizer)
+        tensors.update({key: value.detach().cpu().contiguous() for key, value in optimizer_tensors.items()})
+    for name, generator in generators.items():
+        tensors[f"rng.{name}"] = generator.get_state()
+    tensor_path = folder / f"step_{step:09d}.safetensors"
+    with atomic_path(tensor_path) as temporary:
+        save_file(tensors, str(temporary))
+    atomic_write_json(folder / f"step_{step:09d}.json", {
+        "format": FORMAT, "step": step, "sha256": _sha256(tensor_path), "optimizers": optimizer_meta,
+        "modules": sorted(modules), "generators": sorted(generators), **(extra or {}),
+    })
+    for old in list_checkpoints(folder)[:-keep]:
+        old.with_suffix(".safetensors").unlink(missing_ok=True)
+        old.unlink(missing_ok=True)
+    return tensor_path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Committed checkpoints (their JSON files), oldest first."""
+    return sorted(Path(folder).glob("step_*.json"))
+
+
+def load_checkpoint(json_path: Path) -> tuple[dict, dict]:
+    """Read and verify one checkpoint: returns (tensors, metadata), or raises CheckpointError."""
+    json_path = Path(json_path)
+    tensor_path = json_path.with_suffix(".safetensors")
+    advice = (f"delete {json_path.name} and {tensor_path.name} to fall back to an earlier checkpoint, "
+              "or start the run again in a new directory")
+    try:
+        meta = read_json(json_path)
+    except (FileNotFoundError, ValueError) as error:
+        raise CheckpointError(f"checkpoint metadata unreadable: {error}; {advice}") from error
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path} is not a {FORMAT} file (format={meta.get('format')!r}); {advice}")
+    if not tensor_path.is_file():
+        raise CheckpointError(f"{tensor_path} is missing; {advice}")
+    if _sha256(tensor_path) != meta["sha256"]:
+        raise CheckpointError(f"{tensor_path} is corrupt (its SHA-256 does not match {json_path.name}); {advice}")
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{tensor_path} cannot be read as safetensors ({error}); {advice}") from error
+    return tensors, meta
+
+
+def restore(tensors: dict, meta: dict, modules: dict[str, torch.nn.Module],
+            optimizers: dict[str, torch.optim.Optimizer] | None = None,
+            generators: dict[str, torch.Generator] | None = None) -> None:
+    """Load module weights, optimizer states and generator states from a verified checkpoint."""
+    for name, module in modules.items():
+        prefix = f"{name}."
+        weights = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
+        try:
+            module.load_state_dict(weights)
+        except RuntimeError as error:
+            raise CheckpointError(f"checkpoint weights for '{name}' do not fit the model built from the "
+                                  f"run's config: {error}") from error
+    for name, optimizer in (optimizers or {}).items():
+        optimizer.load_state_dict(optimizer_from_flat(f"optimizer.{name}", tensors, meta["optimizers"][name]))
+    for name, generator in (generators or {}).items():
+        generator.set_state(tensors[f"rng.{name}"])

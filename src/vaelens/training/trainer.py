@@ -1,0 +1,221 @@
+"""Train one beta-VAE: Adam, seeded, resumable, with progress, metrics.jsonl, image grids and checkpoints.
+
+A run directory holds config.yaml, checkpoints/, metrics.jsonl, images/ and summary.json. On CPU a
+resumed run ends with exactly the weights of an uninterrupted one: batches are a pure function of
+(step, seed) and the reparameterisation noise comes from a generator whose state is checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import vaelens
+from vaelens import config as config_module
+from vaelens.config import RunConfig
+from vaelens.data import load_dataset
+from vaelens.io import atomic_write_json, atomic_write_text
+from vaelens.losses import build_objective
+from vaelens.models import VAE, build_model
+from vaelens.training.checkpoint import list_checkpoints, load_checkpoint, restore, save_checkpoint
+from vaelens.training.images import save_image_grids
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RunExistsError(FileExistsError):
+    """The output directory already holds a run and resume was not asked for."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    """The run directory."""
+    config: RunConfig
+    """The fully resolved configuration the run used."""
+    model: VAE
+    """The trained model (eval mode)."""
+    objective: torch.nn.Module
+    """The objective, with any learned parameters (e.g. a learned Gaussian sigma)."""
+    summary: dict
+    """The contents of summary.json."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
+    return device
+
+
+def _validate(config: RunConfig) -> None:
+    train = config.train
+    for key in ("steps", "batch_size", "log_every", "checkpoint_every", "eval_images"):
+        if getattr(train, key) < 1:
+            raise ValueError(f"train.{key} must be at least 1, got {getattr(train, key)}")
+    if train.lr <= 0:
+        raise ValueError(f"train.lr must be positive, got {train.lr}")
+
+
+def _config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            differences += _config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            differences.append(f"{prefix}{key}: {a!r} (saved) != {b!r} (now)")
+    return differences
+
+
+def _check_resumable(run_dir: Path, config: RunConfig) -> None:
+    saved = config_module.load_yaml(run_dir / "config.yaml")
+    current = config_module.to_dict(config)
+    # A run may be extended (more steps) or watched differently; anything else changes the result.
+    free = {"train.steps", "train.progress", "train.log_every", "train.checkpoint_every", "train.device"}
+    differences = [d for d in _config_differences(saved, current) if d.split(":")[0] not in free]
+    if differences:
+        raise ValueError(f"cannot resume {run_dir}: the config differs from the saved one:\n  "
+                         + "\n  ".join(differences) + "\nstart a new run directory instead")
+
+
+def _trim_metrics(path: Path, last_step: int) -> None:
+    """Drop records written after the checkpoint we resume from, so the log has no duplicate steps."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError):
+            break  # a torn last line from a killed run
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+@torch.no_grad()
+def evaluate(model: VAE, objective, images: torch.Tensor, generator: torch.Generator) -> dict:
+    """Mean loss terms over `images` with one posterior sample each (nats)."""
+    model.eval()
+    output_mu, mu, logvar = model(images)
+    noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    output = model.decode(mu + torch.exp(0.5 * logvar) * noise)
+    terms = objective(images, output, mu, logvar)
+    model.train()
+    return {"loss": float(terms["loss"]), "distortion": float(terms["distortion"]),
+            "rate": float(terms["rate"]), "mean_distortion": float(objective(images, output_mu, mu, logvar)["distortion"]),
+            "kl_per_unit": [float(v) for v in terms["kl_per_unit"]], "num_images": int(images.shape[0])}
+
+
+def train(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunResult:
+    """Train the model `config` describes into `out_dir`; with `resume`, continue from its last checkpoint."""
+    _validate(config)
+    run_dir = Path(out_dir).expanduser()
+    checkpoint_dir = run_dir / "checkpoints"
+    existing = list_checkpoints(checkpoint_dir) if checkpoint_dir.exists() else []
+    if (run_dir / "config.yaml").exists() and not resume:
+        raise RunExistsError(f"{run_dir} already holds a run; pass --resume (resume=True) to continue it, "
+                             "or choose another output directory")
+    if resume and (run_dir / "config.yaml").exists():
+        _check_resumable(run_dir, config)
+
+    device = resolve_device(config.train.device)
+    data = load_dataset(config.data, split="train").to(device)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, data.image_shape).to(device)
+    objective = build_objective(config.loss, data.image_shape).to(device)
+    parameters = list(model.parameters()) + list(objective.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=config.train.lr, betas=tuple(config.train.adam_betas))
+    noise_generator = torch.Generator(device).manual_seed(config.train.seed + 1)
+    modules = {"model": model, "objective": objective}
+
+    start_step = 0
+    if resume and existing:
+        tensors, meta = load_checkpoint(existing[-1])
+        restore(tensors, meta, modules, {"adam": optimizer}, {"noise": noise_generator})
+        start_step = meta["step"]
+        _trim_metrics(run_dir / "metrics.jsonl", start_step)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_module.save_yaml(config, run_dir / "config.yaml")
+
+    eval_generator = torch.Generator(device).manual_seed(config.train.seed + 2)
+    eval_images = data.images(torch.arange(min(config.train.eval_images, data.num_images)))
+    context = {"vaelens_version": vaelens.__version__, "torch_version": torch.__version__,
+               "objective": objective.describe(), "data": data.describe()}
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(checkpoint_dir, step, modules, {"adam": optimizer}, {"noise": noise_generator}, context)
+        save_image_grids(model, objective, eval_images, run_dir / "images", config.train.seed)
+
+    autocast = config.train.bf16 and device.type == "cuda"
+    metrics_file = open(run_dir / "metrics.jsonl", "a")
+    bar = tqdm(total=config.train.steps, initial=start_step, desc=f"train {run_dir.name}",
+               disable=not config.train.progress, dynamic_ncols=True)
+    started, timed_steps = time.perf_counter(), 0
+    try:
+        for step in range(start_step, config.train.steps):
+            x = data.batch(step, config.train.batch_size, config.train.seed)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                mu, logvar = model.encode(x)
+                noise = torch.randn(mu.shape, generator=noise_generator, device=device, dtype=mu.dtype)
+                output = model.decode(mu + torch.exp(0.5 * logvar) * noise)
+            terms = objective(x, output, mu, logvar)
+            if not bool(torch.isfinite(terms["loss"])):
+                _record_divergence(run_dir, step, terms, context)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            if config.train.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, config.train.grad_clip)
+            optimizer.step()
+            timed_steps += 1
+            done = step + 1
+            bar.update(1)
+            if done % config.train.log_every == 0 or done == config.train.steps:
+                record = {"step": done, "loss": float(terms["loss"]), "distortion": float(terms["distortion"]),
+                          "rate": float(terms["rate"]),
+                          "images_per_s": timed_steps * config.train.batch_size / (time.perf_counter() - started)}
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                bar.set_postfix(loss=f"{record['loss']:.2f}", rate=f"{record['rate']:.2f}",
+                                distortion=f"{record['distortion']:.2f}")
+            if done % config.train.checkpoint_every == 0 and done != config.train.steps:
+                checkpoint(done)
+    finally:
+        bar.close()
+        metrics_file.close()
+    elapsed = time.perf_counter() - started
+    if start_step < config.train.steps or not existing:
+        checkpoint(config.train.steps)
+
+    summary = {"status": "finished", "steps": config.train.steps, "resumed_from": start_step,
+               "weighting_convention": objective.describe()["convention"], **context,
+               "images_per_s": timed_steps * config.train.batch_size / elapsed if timed_steps else None,
+               "train_seconds_this_session": elapsed,
+               "eval": evaluate(model, objective, eval_images, eval_generator)}
+    atomic_write_json(run_dir / "summary.json", summary)
+    model.eval()
+    return RunResult(run_dir, config, model, objective, summary)
+
+
+def _record_divergence(run_dir: Path, step: int, terms: dict, context: dict) -> None:
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    last = f"checkpoint {checkpoints[-1].stem} is kept" if checkpoints else "no checkpoint was written yet"
+    values = {key: float(terms[key]) for key in ("loss", "distortion", "rate")}
+    bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
+    message = (f"training diverged at step {step}: {bad}; the weights were not updated with it and {last}. "
+               "Lower train.lr, set train.grad_clip, or check the data for NaN/Inf values.")
+    atomic_write_json(run_dir / "summary.json", {"status": "diverged", "step": step, "error": message,
+                                                 "weighting_convention": context["objective"]["convention"],
+                                                 **context})
+    raise TrainingDiverged(message)

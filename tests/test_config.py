@@ -1,0 +1,85 @@
+import pytest
+
+from vaelens import config as config_module
+from vaelens.config import ConfigError, RunConfig, parse_override, resolve
+
+
+def test_defaults_then_preset_then_overrides():
+    config = resolve("dsprites-bvae", None, ["loss.beta=8", "model.latent_dim=6", "train.lr=1e-3"])
+    assert config.loss.beta == 8.0 and isinstance(config.loss.beta, float)
+    assert config.model.latent_dim == 6
+    assert config.train.lr == pytest.approx(1e-3)
+    assert config.model.name == "conv64"
+
+
+def test_unknown_key_names_itself_and_valid_keys():
+    with pytest.raises(ConfigError) as error:
+        resolve(None, None, ["loss.betta=4"])
+    message = str(error.value)
+    assert "loss.betta" in message and "loss.beta" in message and "loss.likelihood" in message
+
+
+def test_unknown_section_lists_sections():
+    with pytest.raises(ConfigError, match="valid keys here: data, model, loss, train"):
+        resolve(None, None, ["optim.lr=1"])
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.latent_dim=ten", "model.latent_dim expects an integer"),
+    ("loss.beta=abc", "loss.beta expects a number"),
+    ("train.bf16=3", "train.bf16 expects true or false"),
+    ("train.adam_betas=0.9", "train.adam_betas expects a list"),
+    ("loss", "must look like key=value"),
+    ("loss=3", "'loss' is a section"),
+])
+def test_wrong_types_name_key_and_type(override, expected):
+    with pytest.raises(ConfigError, match=expected):
+        resolve(None, None, [override])
+
+
+def test_optional_and_list_values():
+    config = resolve(None, None, ["data.subset=null", "train.grad_clip=1", "model.channel_multipliers=[1,2]"])
+    assert config.data.subset is None
+    assert config.train.grad_clip == 1.0
+    assert config.model.channel_multipliers == [1, 2]
+
+
+def test_parse_override_reads_scientific_notation_as_number():
+    assert parse_override("train.lr=1e-4") == ("train.lr", 1e-4)
+    assert parse_override("data.path=/tmp/x") == ("data.path", "/tmp/x")
+
+
+def test_yaml_round_trip(tmp_path):
+    config = resolve("natural-bvae", None, ["loss.beta=2.5"])
+    config_module.save_yaml(config, tmp_path / "config.yaml")
+    loaded = config_module.from_dict(config_module.load_yaml(tmp_path / "config.yaml"))
+    assert loaded == config
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        resolve(None, tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        resolve(None, bad)
+    (tmp_path / "typo.yaml").write_text("model:\n  latnet_dim: 4\n")
+    with pytest.raises(ConfigError, match="model.latnet_dim"):
+        resolve(None, tmp_path / "typo.yaml")
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(ConfigError, match="dsprites-bvae"):
+        resolve("no-such-preset")
+
+
+def test_every_field_is_documented():
+    for section in (RunConfig, config_module.DataConfig, config_module.ModelConfig,
+                    config_module.LossConfig, config_module.TrainConfig):
+        docs = config_module.field_docs(section)
+        assert set(docs) == set(section.__dataclass_fields__), section.__name__
+
+
+def test_every_preset_resolves():
+    for name in config_module.preset_names():
+        assert isinstance(resolve(name), RunConfig)
