@@ -16,6 +16,7 @@ _EXPORTS = {
     "load_run": "vaelens.runs",
     "RunResult": "vaelens.training",
     "train": "vaelens.training",
+    "analyze": "vaelens.analysis",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -58,6 +58,21 @@ def command_config(args) -> int:
     return 0
 
 
+def command_analyze(args) -> int:
+    from vaelens.analysis import analyze_target
+
+    path, results = analyze_target(args.run_dir, model_spec=args.model, data_spec=args.data, out=args.out,
+                                   image_size=args.image_size,
+                                   max_images=args.images, quick=args.quick, device=args.device,
+                                   progress=not args.no_progress)
+    print(f"analysis written: {path}")
+    for key in ("rate", "mutual_information", "active_units", "geometry.isoscore",
+                "posterior_variance.normalized_entropy"):
+        if key in results:
+            print(f"  {key}: {results[key]:.4g}")
+    return 0
+
+
 def command_demo(args) -> int:
     from vaelens.demo import run_demo
 
@@ -80,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--docs", action="store_true", help="print every key with its documentation")
     show.add_argument("--list-presets", action="store_true", help="list the shipped presets")
     show.set_defaults(handler=command_config)
+
+    analyze = commands.add_parser("analyze", help="measure a trained model's latents -> analysis.json + plots")
+    analyze.add_argument("run_dir", nargs="?", help="a vaelens run directory")
+    analyze.add_argument("--model", help="instead of a run: diffusers:PATH (a local AutoencoderKL folder)")
+    analyze.add_argument("--data", help="evaluation data as NAME or NAME:PATH (default: the run's test split), "
+                                        "e.g. folder:~/images")
+    analyze.add_argument("--image-size", type=int, default=None, help="image size for --data (default: run's, or 64)")
+    analyze.add_argument("--out", help="output folder (default: the run directory)")
+    analyze.add_argument("--images", type=int, default=5000, help="images to encode (default 5000)")
+    analyze.add_argument("--quick", action="store_true", help="smaller disentanglement estimates")
+    analyze.add_argument("--device", default="auto")
+    analyze.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    analyze.set_defaults(handler=command_analyze)
 
     demo = commands.add_parser("demo", help="the quick study on the embedded data (a few minutes on a CPU)")
     demo.add_argument("--out", default="vaelens-demo", help="output directory (default: ./vaelens-demo)")

@@ -66,6 +66,40 @@ class LossConfig:
     """Gaussian standard deviation, or the Laplace scale b, when not learned."""
     learned_sigma: str = "scalar"
     """gaussian_learned: one log-sigma for all pixels (scalar) or one per pixel (pixel)."""
+    convention: str = "additive"
+    """How terms combine (PAPER.md section 1): additive | convex | ldm."""
+    perceptual: str | None = None
+    """Perceptual term: lpips-vgg | lpips-alex | lpips-squeeze | features:NAME_OR_FILE | None."""
+    perceptual_weight: float = 1.0
+    """w_p: weight of the per-image perceptual distance (additive, ldm)."""
+    neural_fraction: float = 0.5
+    """a of the convex convention: (1 - a) * pixel + a * neural."""
+    lpips_random_backbone: bool = False
+    """LPIPS with a random backbone: for tests only, labelled as such in every result."""
+    disc_weight: float = 0.0
+    """Weight of the adversarial term (0: no discriminator)."""
+    adaptive_disc_weight: bool = True
+    """Scale the adversarial term by ||grad nll|| / ||grad g|| at the decoder's last layer."""
+    disc_start: int = 0
+    """Step from which the discriminator trains and the adversarial term is on."""
+    disc_loss: str = "hinge"
+    """Discriminator loss: hinge | non_saturating."""
+    disc_channels: int = 64
+    """ndf: channels of the PatchGAN discriminator's first layer."""
+    disc_layers: int = 3
+    """Stride-2 layers of the PatchGAN discriminator."""
+    disc_norm: str = "batch"
+    """Discriminator normalisation: batch | none."""
+    disc_lr: float = 1e-4
+    """Learning rate of the discriminator's Adam (betas 0.5, 0.9)."""
+    disc_r1: float = 0.0
+    """gamma of an R1 gradient penalty on real images (0: off)."""
+    ssim_weight: float = 0.0
+    """Weight of the structural term 1 - SSIM per image (0: off)."""
+    ssim_kind: str = "ssim"
+    """Structural term: ssim | ms_ssim (MS-SSIM needs images of at least 176 pixels)."""
+    logvar_init: float = 0.0
+    """ldm: initial value of the learned scalar log-variance s."""
 
 
 @dataclass
@@ -267,6 +301,14 @@ def resolve(preset: str | None = None, config_file: str | Path | None = None,
     for text in overrides:
         _apply(config, *parse_override(text))
     return config
+
+
+def config_hash(config) -> str:
+    """A short, stable hash of the resolved config (names run directories; equal configs share it)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def save_yaml(config, path: str | Path) -> None:

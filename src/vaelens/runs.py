@@ -45,7 +45,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     tensors, meta = load_checkpoint(checkpoints[-1])
     image_shape = tuple(meta["data"]["image_shape"])
     model = build_model(config.model, image_shape)
-    objective = build_objective(config.loss, image_shape)
+    objective = build_objective(config.loss, image_shape, model)
     restore(tensors, meta, {"model": model, "objective": objective})
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.is_file() else None

@@ -85,7 +85,7 @@ def test_objective_convention_sum_pixels_mean_batch_beta_kl(pair):
     torch.testing.assert_close(terms["loss"], distortion + 3.0 * rate)
     torch.testing.assert_close(terms["kl_per_unit"].sum(), rate)
     described = objective.describe()
-    assert described["convention"] == "pointwise" and described["units"] == "nats" and described["beta"] == 3.0
+    assert described["convention"] == "additive" and described["units"] == "nats" and described["beta"] == 3.0
 
 
 def test_bad_loss_settings():

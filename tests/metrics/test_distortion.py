@@ -145,7 +145,7 @@ def test_backbone_is_loaded_from_hub_cache(empty_hub):
 
 
 def test_random_backbone_lpips_properties():
-    assert lpips_metric_name("alex", pnet_rand=True) == "lpips-alex-RANDOM-backbone"
+    assert lpips_metric_name("alex", pnet_rand=True) == "lpips_alex_RANDOM_backbone"
     x, x_hat = _images(n=2, c=1), _images(n=2, c=1, seed=1)
     same = lpips_distance(x, x, pnet_rand=True)
     assert torch.allclose(same, torch.zeros(2, dtype=same.dtype), atol=1e-6)
@@ -167,6 +167,21 @@ def test_lpips_gradient_reaches_reconstruction():
     x_hat = _images(n=2, c=3, seed=1, dtype=torch.float32).requires_grad_(True)
     lpips_distance(x, x_hat, pnet_rand=True).sum().backward()
     assert x_hat.grad is not None and x_hat.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_metrics_on_gpu_match_cpu():
+    x, x_hat = _images(n=2, c=3, size=64, dtype=torch.float32), _images(n=2, c=3, size=64, seed=1, dtype=torch.float32)
+    conv = torch.nn.Conv2d(3, 4, 3)
+
+    def features(images):
+        return [conv.to(images.device)(images)]
+
+    for metric in (mse, psnr, ssim, lambda a, b: lpips_distance(a, b, pnet_rand=True),
+                   lambda a, b: feature_distance(a, b, features)):
+        on_gpu = metric(x.cuda(), x_hat.cuda())
+        assert on_gpu.device.type == "cuda"
+        assert torch.allclose(on_gpu.cpu(), metric(x, x_hat), rtol=1e-3, atol=1e-5)
 
 
 def _hand_feature_distance(features_x, features_hat, weights, eps=1e-10):
@@ -231,6 +246,6 @@ def test_distortion_report_keys_and_skips(empty_hub):
     assert math.isclose(report["mse_sum"], report["mse"] * 64 * 64)
     assert report["psnr"] > 20 and 0 < report["ssim"] < 1 and report["feature"] > 0
     assert "ms_ssim" not in report and "176x176" in report["ms_ssim_skipped"]
-    assert "lpips-alex" not in report and "alexnet-owt-7be5be79.pth" in report["lpips-alex_skipped"]
+    assert "lpips_alex" not in report and "alexnet-owt-7be5be79.pth" in report["lpips_alex_skipped"]
     random = distortion_report(x, x_hat, lpips_net="alex", lpips_random_backbone=True)
-    assert random["lpips-alex-RANDOM-backbone"] > 0
+    assert random["lpips_alex_RANDOM_backbone"] > 0

@@ -53,3 +53,16 @@ def test_linear_vae_variance_does_not_depend_on_input():
     model = build_model(ModelConfig(name="linear", latent_dim=3), (1, 4, 4))
     _, logvar = model.encode(torch.randn(5, 1, 4, 4))
     assert torch.equal(logvar[0], logvar[4])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_saves_to_safetensors_without_shared_tensors(name, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    config = ModelConfig(name=name, latent_dim=4, channels=8, hidden_dim=16, channel_multipliers=[1, 2, 2])
+    model = build_model(config, SHAPES[name])
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    save_file(state, tmp_path / "weights.safetensors")
+    loaded = load_file(tmp_path / "weights.safetensors")
+    assert set(loaded) == set(state)
+    assert any(model.decoder_last_layer.weight is p for p in model.parameters())

@@ -1,6 +1,6 @@
-"""Reconstruction losses and the beta-VAE objective."""
+"""Reconstruction losses (pointwise, perceptual, adversarial, structural) and the VAE objective."""
 
-from vaelens.losses.objective import BetaVAEObjective, build_objective, kl_per_unit
+from vaelens.losses.objective import CONVENTIONS, VAEObjective, build_objective, kl_per_unit
 from vaelens.losses.pointwise import (
     LIKELIHOODS,
     BernoulliLikelihood,
@@ -12,7 +12,7 @@ from vaelens.losses.pointwise import (
 )
 
 __all__ = [
-    "BetaVAEObjective", "build_objective", "kl_per_unit", "LIKELIHOODS", "BernoulliLikelihood",
+    "CONVENTIONS", "VAEObjective", "build_objective", "kl_per_unit", "LIKELIHOODS", "BernoulliLikelihood",
     "GaussianLikelihood", "LaplaceLikelihood", "LearnedGaussianLikelihood", "PointwiseLikelihood",
     "build_likelihood",
 ]

@@ -1,8 +1,17 @@
-"""The beta-VAE objective: E_q[d(x, g(z))] + beta * KL(q(z|x) || N(0, I)).
+"""The VAE objective: E_q[d_total(x, g(z))] + beta * KL(q(z|x) || N(0, I)), under a weighting convention.
 
-Convention (recorded in every run): the reconstruction term is summed over pixels and averaged
-over the batch; the KL is summed over latent units (all C*h*w for spatial latents), averaged over
-the batch and multiplied by beta. One reparameterised sample per image.
+Reductions (recorded in every run): per-image terms are summed over pixels and averaged over the
+batch; the KL is summed over latent units (all C*h*w of a spatial latent), averaged over the batch
+and multiplied by beta. One reparameterised sample per image. Conventions (PAPER.md section 1):
+
+- additive: d_pix + w_p * d_perc + w_ssim * (1 - SSIM) + adversarial
+- convex:   (1 - a) * d_pix + a * (d_perc + adversarial) + w_ssim * (1 - SSIM)
+- ldm:      sum_pixels((|x - x̂| + w_p * d_perc) / exp(s) + s) + adversarial, s a learned scalar
+
+d_perc and 1 - SSIM are per-image numbers, while d_pix sums over pixels: w_p of the order of the
+pixel count gives the perceptual term the weight latent-diffusion's per-pixel broadcast gives it.
+The adversarial term is lambda * (-E D(x̂)) with lambda the adaptive weight at the decoder's last
+layer (or disc_weight when not adaptive), zero before disc_start.
 """
 
 from __future__ import annotations
@@ -12,7 +21,8 @@ from torch import nn
 
 from vaelens.losses.pointwise import PointwiseLikelihood, build_likelihood
 
-REDUCTION = "reconstruction summed over pixels, mean over batch; KL summed over latent units, times beta"
+REDUCTION = "per-image terms summed over pixels, mean over batch; KL summed over latent units, times beta"
+CONVENTIONS = ("additive", "convex", "ldm")
 
 
 def kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -21,29 +31,139 @@ def kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-class BetaVAEObjective(nn.Module):
-    def __init__(self, likelihood: PointwiseLikelihood, beta: float):
+def structural_distance(kind: str):
+    """1 - SSIM (or 1 - MS-SSIM) per image, differentiable."""
+    from vaelens.metrics.distortion import ms_ssim, ssim
+
+    measure = {"ssim": ssim, "ms_ssim": ms_ssim}[kind]
+    return lambda x, x_hat: 1.0 - measure(x, x_hat.clamp(0, 1))
+
+
+class VAEObjective(nn.Module):
+    def __init__(self, likelihood: PointwiseLikelihood, beta: float, convention: str = "additive",
+                 perceptual=None, perceptual_weight: float = 1.0, neural_fraction: float = 0.5,
+                 ssim_weight: float = 0.0, ssim_kind: str = "ssim", adversarial: nn.Module | None = None,
+                 last_layer: nn.Module | None = None, logvar_init: float = 0.0):
         super().__init__()
         if beta < 0:
             raise ValueError(f"loss.beta must be non-negative, got {beta}")
+        if convention not in CONVENTIONS:
+            raise ValueError(f"unknown loss.convention '{convention}'; available: {', '.join(CONVENTIONS)}")
+        if convention == "convex" and not 0.0 <= neural_fraction <= 1.0:
+            raise ValueError(f"loss.neural_fraction must lie in [0, 1] for the convex convention, got {neural_fraction}")
+        if convention == "convex" and perceptual is None and adversarial is None:
+            raise ValueError("the convex convention mixes pixel and neural terms; set loss.perceptual or "
+                             "loss.disc_weight, or use convention=additive for a pointwise-only loss")
+        if convention == "ldm" and likelihood.name != "laplace":
+            raise ValueError("the ldm convention uses latent-diffusion's |x - x̂| pixel term: set loss.likelihood=laplace")
+        if ssim_kind not in ("ssim", "ms_ssim"):
+            raise ValueError(f"unknown loss.ssim_kind '{ssim_kind}'; available: ssim, ms_ssim")
+        if adversarial is not None and last_layer is None:
+            raise ValueError("the adversarial term needs the decoder's last layer for its adaptive weight")
         self.likelihood = likelihood
         self.beta = float(beta)
+        self.convention = convention
+        self.perceptual = perceptual
+        self.perceptual_weight = float(perceptual_weight)
+        self.neural_fraction = float(neural_fraction)
+        self.ssim_weight = float(ssim_weight)
+        self.ssim_kind = ssim_kind
+        self.structural = structural_distance(ssim_kind) if ssim_weight > 0 else None
+        self.adversarial = adversarial
+        # A plain reference, not a submodule: the decoder's weights belong to the model's checkpoint.
+        self._last_layer = [last_layer]
+        self.ldm_logvar = nn.Parameter(torch.tensor(float(logvar_init))) if convention == "ldm" else None
 
-    def forward(self, x, output, mu, logvar) -> dict[str, torch.Tensor]:
-        """Loss terms for one batch: `loss` (to minimise), `distortion` and `rate` (batch means, nats),
-        `kl_per_unit` (d,) batch mean."""
-        distortion = self.likelihood.nll(x, output.float()).mean()
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Parameters the autoencoder's optimizer trains (a learned sigma or s; never the discriminator's)."""
+        excluded = {id(p) for p in self.adversarial.parameters()} if self.adversarial is not None else set()
+        return [p for p in self.parameters() if id(p) not in excluded]
+
+    def _reconstruction(self, x, output, x_hat, terms) -> torch.Tensor:
+        """Per-image reconstruction term (B,) before the adversarial part; logs each piece in `terms`."""
+        perceptual = self.perceptual(x, x_hat).float() if self.perceptual is not None else None
+        if perceptual is not None:
+            terms["perceptual"] = perceptual.mean()
+        if self.convention == "ldm":
+            per_pixel = (x - output.float()).abs()
+            terms["pixel"] = per_pixel.flatten(1).sum(1).mean()
+            if perceptual is not None:
+                per_pixel = per_pixel + self.perceptual_weight * perceptual.view(-1, 1, 1, 1)
+            terms["ldm_logvar"] = self.ldm_logvar.detach()
+            reconstruction = (per_pixel / torch.exp(self.ldm_logvar) + self.ldm_logvar).flatten(1).sum(1)
+        else:
+            pixel = self.likelihood.nll(x, output.float())
+            terms["pixel"] = pixel.mean()
+            if self.convention == "additive":
+                reconstruction = pixel + (self.perceptual_weight * perceptual if perceptual is not None else 0.0)
+            else:
+                neural = perceptual if perceptual is not None else torch.zeros_like(pixel)
+                reconstruction = (1.0 - self.neural_fraction) * pixel + self.neural_fraction * neural
+        if self.structural is not None:
+            structural = self.structural(x, x_hat.float())
+            terms["structural"] = structural.mean()
+            reconstruction = reconstruction + self.ssim_weight * structural
+        return reconstruction
+
+    def forward(self, x, output, mu, logvar, step: int | None = None) -> dict[str, torch.Tensor]:
+        """Loss terms for one batch. `loss` is what is minimised; `distortion` (the reconstruction part,
+        adversarial term excluded) and `rate` are batch means in nats; `kl_per_unit` is (d,). `step`
+        None means evaluation: the adversarial term is left out."""
+        x_hat = self.likelihood.mean(output)
+        terms: dict[str, torch.Tensor] = {"reconstruction": x_hat}
+        distortion = self._reconstruction(x, output, x_hat, terms).mean()
         kl = kl_per_unit(mu, logvar)
         rate = kl.sum(1).mean()
-        return {"loss": distortion + self.beta * rate, "distortion": distortion, "rate": rate,
-                "kl_per_unit": kl.mean(0)}
+        loss = distortion + self.beta * rate
+        if self.adversarial is not None and step is not None:
+            weighted, info = self.adversarial.generator_term(x_hat, distortion, self._last_layer[0].weight, step)
+            scale = self.neural_fraction if self.convention == "convex" else 1.0
+            loss = loss + scale * weighted
+            terms.update({f"adversarial_{key}": torch.as_tensor(value) for key, value in info.items()})
+        terms.update({"loss": loss, "distortion": distortion, "rate": rate, "kl_per_unit": kl.mean(0)})
+        return terms
+
+    def discriminator_step(self, x: torch.Tensor, x_hat: torch.Tensor, step: int) -> dict:
+        """One discriminator update on real x and detached reconstructions (no-op without a discriminator)."""
+        if self.adversarial is None:
+            return {}
+        return self.adversarial.discriminator_step(x, x_hat.detach(), step)
 
     def describe(self) -> dict:
-        """Everything a reader needs to interpret the numbers: likelihood, beta, convention, units."""
-        return {**self.likelihood.describe(), "beta": self.beta, "convention": "pointwise",
-                "reduction": REDUCTION, "units": "nats"}
+        """Everything a reader needs to interpret the numbers: terms, weights, convention, units."""
+        description = {**self.likelihood.describe(), "beta": self.beta, "convention": self.convention,
+                       "reduction": REDUCTION, "units": "nats"}
+        if self.convention == "ldm":
+            description["pixel_term"] = "|x - x_hat| (latent-diffusion)"
+        if self.perceptual is not None:
+            description.update(self.perceptual.describe(), perceptual_weight=self.perceptual_weight)
+        if self.convention == "convex":
+            description["neural_fraction"] = self.neural_fraction
+        if self.structural is not None:
+            description.update(structural=f"1 - {self.ssim_kind}", ssim_weight=self.ssim_weight)
+        if self.adversarial is not None:
+            description["adversarial"] = self.adversarial.describe()
+        return description
+
+    @property
+    def is_pointwise(self) -> bool:
+        return self.perceptual is None and self.adversarial is None and self.structural is None
 
 
-def build_objective(config, image_shape) -> BetaVAEObjective:
-    """The objective described by a LossConfig for images of shape (C, H, W)."""
-    return BetaVAEObjective(build_likelihood(config, image_shape), config.beta)
+def build_objective(config, image_shape, model: nn.Module | None = None, device="cpu") -> VAEObjective:
+    """The objective a LossConfig describes, for images of shape (C, H, W) and the given model."""
+    perceptual = adversarial = None
+    if config.perceptual:
+        from vaelens.losses.perceptual import build_perceptual
+
+        perceptual = build_perceptual(config.perceptual, config.lpips_random_backbone, image_shape, device)
+    if config.disc_weight > 0:
+        from vaelens.losses.adversarial import build_adversarial
+
+        adversarial = build_adversarial(config, image_shape)
+    last_layer = model.decoder_last_layer if model is not None else None
+    return VAEObjective(
+        build_likelihood(config, image_shape), config.beta, config.convention, perceptual,
+        config.perceptual_weight, config.neural_fraction, config.ssim_weight, config.ssim_kind, adversarial,
+        last_layer, config.logvar_init,
+    ).to(device)

@@ -91,7 +91,7 @@ def psnr(x, x_hat, max_db: float | None = PSNR_CAP_DB) -> torch.Tensor:
 
     An exact reconstruction has MSE = 0 and infinite PSNR; values are capped at `max_db` (100 dB by
     default, far above any real reconstruction) so means over images stay finite. Pass
-    max_db=None to get +inf instead.
+    max_db=None to get +inf instead. Computed in float64.
     """
     per_pixel = mse(x, x_hat, reduction="mean").to(torch.float64)
     values = -10.0 * torch.log10(per_pixel)
@@ -173,7 +173,7 @@ def lpips_backbone_path(net: str = "alex") -> str:
 def lpips_metric_name(net: str = "alex", pnet_rand: bool = False) -> str:
     """Name to report an LPIPS value under; a random backbone is labelled loudly, it is not LPIPS proper."""
     _check_lpips_net(net)
-    return f"lpips-{net}-RANDOM-backbone" if pnet_rand else f"lpips-{net}"
+    return f"lpips_{net}_RANDOM_backbone" if pnet_rand else f"lpips_{net}"
 
 
 def build_lpips(net: str = "alex", pnet_rand: bool = False) -> torch.nn.Module:
@@ -207,7 +207,8 @@ def _build_lpips_cached(net: str, backbone_path: str | None) -> torch.nn.Module:
     import lpips
 
     # Always construct with a random trunk so torchvision never attempts a download; the
-    # ImageNet weights, when wanted, are copied in from the checked local file below.
+    # ImageNet weights, when wanted, are copied in from the checked local file below. The
+    # warnings filter hides torchvision's deprecation notice for lpips' legacy `pretrained=` call.
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         torch.manual_seed(RANDOM_BACKBONE_SEED)
         warnings.simplefilter("ignore", UserWarning)
@@ -225,6 +226,8 @@ def _load_backbone(trunk: torch.nn.Module, path: str) -> None:
     remapped = {}
     for slice_name, block in trunk.named_children():
         for key in block.state_dict():
+            if f"features.{key}" not in state:
+                raise ValueError(f"{path} lacks 'features.{key}': it is not the torchvision checkpoint LPIPS expects")
             remapped[f"{slice_name}.{key}"] = state[f"features.{key}"]
     trunk.load_state_dict(remapped, strict=True)
 

@@ -41,8 +41,9 @@ class BurgessConvVAE(VAE):
         )
         for level in range(num_downsamplings - 1):
             decoder_layers += [nn.ConvTranspose2d(channels, channels, 4, 2, 1), nn.ReLU()]
-        self.output_layer = nn.ConvTranspose2d(channels, in_channels, 4, 2, 1)
-        self.decoder_convs = nn.Sequential(*decoder_layers, self.output_layer)
+        # The output layer lives only inside decoder_convs: a second attribute would register the same
+        # tensors twice and safetensors refuses shared storage.
+        self.decoder_convs = nn.Sequential(*decoder_layers, nn.ConvTranspose2d(channels, in_channels, 4, 2, 1))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.check_input(x)
@@ -54,7 +55,7 @@ class BurgessConvVAE(VAE):
 
     @property
     def decoder_last_layer(self) -> nn.Module:
-        return self.output_layer
+        return self.decoder_convs[-1]
 
 
 def conv64(image_shape, config) -> BurgessConvVAE:

@@ -20,10 +20,9 @@ class MLPVAE(VAE):
             nn.Flatten(), nn.Linear(pixels, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
             nn.Linear(hidden_dim, 2 * latent_dim),
         )
-        self.output_layer = nn.Linear(hidden_dim, pixels)
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
-            self.output_layer, nn.Unflatten(1, self.image_shape),
+            nn.Linear(hidden_dim, pixels), nn.Unflatten(1, self.image_shape),
         )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,7 +34,7 @@ class MLPVAE(VAE):
 
     @property
     def decoder_last_layer(self) -> nn.Module:
-        return self.output_layer
+        return self.decoder[-2]
 
 
 class LinearVAE(VAE):

@@ -88,8 +88,7 @@ class ResNetVAE(VAE):
                 current = widths[level]
             if level > 0:
                 decoder += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(current, current, 3, 1, 1)]
-        self.output_layer = nn.Conv2d(current, in_channels, 3, 1, 1)
-        decoder += [group_norm(current), nn.SiLU(), self.output_layer]
+        decoder += [group_norm(current), nn.SiLU(), nn.Conv2d(current, in_channels, 3, 1, 1)]
         self.decoder = nn.Sequential(*decoder)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +102,7 @@ class ResNetVAE(VAE):
 
     @property
     def decoder_last_layer(self) -> nn.Module:
-        return self.output_layer
+        return self.decoder[-1]
 
 
 def resnet(image_shape, config) -> ResNetVAE:

@@ -118,10 +118,11 @@ def evaluate(model: VAE, objective, images: torch.Tensor, generator: torch.Gener
             "kl_per_unit": [float(v) for v in terms["kl_per_unit"]], "num_images": int(images.shape[0])}
 
 
-def train(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunResult:
-    """Train the model `config` describes into `out_dir`; with `resume`, continue from its last checkpoint."""
+def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = False) -> RunResult:
+    """Train the model `config` describes into `out_dir` (default: runs/<config hash>); with `resume`,
+    continue from its last checkpoint."""
     _validate(config)
-    run_dir = Path(out_dir).expanduser()
+    run_dir = Path(out_dir).expanduser() if out_dir is not None else Path("runs") / config_module.config_hash(config)
     checkpoint_dir = run_dir / "checkpoints"
     existing = list_checkpoints(checkpoint_dir) if checkpoint_dir.exists() else []
     if (run_dir / "config.yaml").exists() and not resume:
@@ -134,16 +135,19 @@ def train(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunRe
     data = load_dataset(config.data, split="train").to(device)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, data.image_shape).to(device)
-    objective = build_objective(config.loss, data.image_shape).to(device)
-    parameters = list(model.parameters()) + list(objective.parameters())
+    objective = build_objective(config.loss, data.image_shape, model, device)
+    parameters = list(model.parameters()) + objective.generator_parameters()
     optimizer = torch.optim.Adam(parameters, lr=config.train.lr, betas=tuple(config.train.adam_betas))
+    optimizers = {"adam": optimizer}
+    if objective.adversarial is not None:
+        optimizers["discriminator"] = objective.adversarial.optimizer
     noise_generator = torch.Generator(device).manual_seed(config.train.seed + 1)
     modules = {"model": model, "objective": objective}
 
     start_step = 0
     if resume and existing:
         tensors, meta = load_checkpoint(existing[-1])
-        restore(tensors, meta, modules, {"adam": optimizer}, {"noise": noise_generator})
+        restore(tensors, meta, modules, optimizers, {"noise": noise_generator})
         start_step = meta["step"]
         _trim_metrics(run_dir / "metrics.jsonl", start_step)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +159,7 @@ def train(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunRe
                "objective": objective.describe(), "data": data.describe()}
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(checkpoint_dir, step, modules, {"adam": optimizer}, {"noise": noise_generator}, context)
+        save_checkpoint(checkpoint_dir, step, modules, optimizers, {"noise": noise_generator}, context)
         save_image_grids(model, objective, eval_images, run_dir / "images", config.train.seed)
 
     autocast = config.train.bf16 and device.type == "cuda"
@@ -170,7 +174,7 @@ def train(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunRe
                 mu, logvar = model.encode(x)
                 noise = torch.randn(mu.shape, generator=noise_generator, device=device, dtype=mu.dtype)
                 output = model.decode(mu + torch.exp(0.5 * logvar) * noise)
-            terms = objective(x, output, mu, logvar)
+            terms = objective(x, output, mu, logvar, step)
             if not bool(torch.isfinite(terms["loss"])):
                 _record_divergence(run_dir, step, terms, context)
             optimizer.zero_grad(set_to_none=True)
@@ -178,12 +182,14 @@ def train(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunRe
             if config.train.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(parameters, config.train.grad_clip)
             optimizer.step()
+            discriminator_info = objective.discriminator_step(x, terms["reconstruction"], step)
             timed_steps += 1
             done = step + 1
             bar.update(1)
             if done % config.train.log_every == 0 or done == config.train.steps:
-                record = {"step": done, "loss": float(terms["loss"]), "distortion": float(terms["distortion"]),
-                          "rate": float(terms["rate"]),
+                record = {"step": done, **{key: float(value.detach()) for key, value in terms.items()
+                                           if value.ndim == 0}, **{key: float(value) for key, value in discriminator_info.items()},
+                          "elapsed_s": time.perf_counter() - started,
                           "images_per_s": timed_steps * config.train.batch_size / (time.perf_counter() - started)}
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()

@@ -1,0 +1,46 @@
+"""Encode an evaluation set once: posterior means and log-variances, and a few reconstructions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass
+class EncodedSet:
+    mu: torch.Tensor
+    """Posterior means, (N, *latent_shape), float32 on the CPU."""
+    logvar: torch.Tensor
+    """Posterior log-variances, same shape."""
+    indices: torch.Tensor
+    """Which images of the data set were encoded (in order)."""
+
+
+def reconstruction_function(model, objective=None):
+    """z -> reconstruction in image space: the model's own `reconstruct`, or the likelihood's mean."""
+    if hasattr(model, "reconstruct"):
+        return model.reconstruct
+    if objective is None:
+        raise ValueError("a vaelens model needs its objective to turn decoder outputs into images")
+    return lambda z: objective.likelihood.mean(model.decode(z))
+
+
+@torch.no_grad()
+def encode_images(model, data, max_images: int | None, batch_size: int = 256, seed: int = 0,
+                  device="cpu", progress: bool = True) -> EncodedSet:
+    """Encode up to `max_images` images of `data` (a seeded random selection when there are more)."""
+    total = data.num_images
+    if max_images is not None and max_images < total:
+        generator = torch.Generator().manual_seed(seed)
+        indices = torch.randperm(total, generator=generator)[:max_images].sort().values
+    else:
+        indices = torch.arange(total)
+    means, logvars = [], []
+    for start in tqdm(range(0, len(indices), batch_size), desc="encode", disable=not progress, leave=False):
+        images = data.images(indices[start:start + batch_size]).to(device)
+        mu, logvar = model.encode(images)
+        means.append(mu.float().cpu())
+        logvars.append(logvar.float().cpu())
+    return EncodedSet(torch.cat(means), torch.cat(logvars), indices)

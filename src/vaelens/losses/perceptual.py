@@ -1,0 +1,76 @@
+"""Perceptual reconstruction terms: LPIPS (the `lpips` package) and LPIPS-style learned-feature distances.
+
+The feature networks are frozen, in eval mode and kept out of the objective's module tree, so they
+are neither trained nor written into run checkpoints; gradients still flow through them to x̂.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from vaelens.metrics.distortion import build_lpips, feature_distance, lpips_metric_name
+
+LPIPS_NETS = ("vgg", "alex", "squeeze")
+
+
+class PerceptualTerm:
+    """A per-image perceptual distance d(x, x̂) -> (B,), with a name that says which network it used."""
+
+    def __init__(self, name: str, distance, description: dict):
+        self.name = name
+        self._distance = distance
+        self.description = description
+
+    def __call__(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        return self._distance(x, x_hat)
+
+    def describe(self) -> dict:
+        return {"perceptual": self.name, **self.description}
+
+
+def _lpips_term(net: str, random_backbone: bool, channels: int, device) -> PerceptualTerm:
+    # build_lpips caches one shared module; a private copy can move to this run's device.
+    model = copy.deepcopy(build_lpips(net, pnet_rand=random_backbone)).to(device).eval()
+
+    def distance(x, x_hat):
+        if channels == 1:
+            x, x_hat = x.expand(-1, 3, -1, -1), x_hat.expand(-1, 3, -1, -1)
+        return model(2 * x - 1, 2 * x_hat - 1).flatten()
+
+    description = {"network": f"lpips-{net}", "backbone": "random (tests only)" if random_backbone else "ImageNet"}
+    return PerceptualTerm(lpips_metric_name(net, random_backbone), distance, description)
+
+
+def _feature_term(source: str, channels: int, device) -> PerceptualTerm:
+    from vaelens.features import load_feature_network, resolve_feature_network
+
+    if Path(source).expanduser().suffix == ".safetensors":
+        network, metadata = load_feature_network(str(Path(source).expanduser()), device=device)
+    else:
+        network, metadata = resolve_feature_network(source, device=device)
+    if metadata["in_channels"] != channels:
+        raise ValueError(f"feature network '{source}' takes {metadata['in_channels']}-channel images but the data "
+                         f"has {channels} channels; fit one on this data (vaelens fit-features) or set data.grayscale")
+
+    def distance(x, x_hat):
+        return feature_distance(x, x_hat, network)
+
+    return PerceptualTerm(f"features:{source}", distance,
+                          {"network": source, "fitted_with": metadata.get("method"),
+                           "held_out": metadata.get("held_out")})
+
+
+def build_perceptual(spec: str, random_backbone: bool, image_shape, device) -> PerceptualTerm:
+    """The term named by loss.perceptual: lpips-<net> or features:<name or .safetensors file>."""
+    channels = image_shape[0]
+    if channels not in (1, 3):
+        raise ValueError(f"perceptual losses take 1- or 3-channel images, the data has {channels}")
+    if spec.startswith("lpips-") and spec[len("lpips-"):] in LPIPS_NETS:
+        return _lpips_term(spec[len("lpips-"):], random_backbone, channels, device)
+    if spec.startswith("features:") and len(spec) > len("features:"):
+        return _feature_term(spec[len("features:"):], channels, device)
+    raise ValueError(f"unknown loss.perceptual '{spec}'; use one of "
+                     f"{', '.join('lpips-' + n for n in LPIPS_NETS)}, or features:NAME / features:FILE.safetensors")

@@ -1,0 +1,71 @@
+"""Probe pretrained autoencoders: anything with encode(x) -> (mu, logvar) can be analysed.
+
+`DiffusersAutoencoder` adapts a diffusers AutoencoderKL (the VAE of Stable Diffusion and FLUX) to
+that protocol: images in [0, 1] go in as [-1, 1], `latent_dist.mean` and `.logvar` come out. The
+latents are the raw ones the KL term regularised during the VAE's training (not multiplied by the
+diffusion `scaling_factor`), so rate and KL against N(0, I) mean what they meant in training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+
+class PosteriorEncoder(Protocol):
+    """What `vaelens.analyze` needs of a model: image shape, latent shape, encode, reconstruct."""
+
+    image_shape: tuple[int, int, int]
+    latent_shape: tuple[int, ...]
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def reconstruct(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+class DiffusersAutoencoder(nn.Module):
+    def __init__(self, autoencoder: nn.Module, image_size: int):
+        super().__init__()
+        config = autoencoder.config
+        downsampling = 2 ** (len(config.block_out_channels) - 1)
+        if image_size % downsampling:
+            raise ValueError(f"this AutoencoderKL downsamples by {downsampling}; image size {image_size} "
+                             "is not divisible by it")
+        self.autoencoder = autoencoder.eval()
+        self.image_shape = (config.in_channels, image_size, image_size)
+        self.latent_shape = (config.latent_channels, image_size // downsampling, image_size // downsampling)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"the AutoencoderKL expects images of shape (N, {', '.join(map(str, self.image_shape))}), "
+                             f"got {tuple(x.shape)}; set data.image_size / data.grayscale to match")
+        dtype = next(self.autoencoder.parameters()).dtype
+        distribution = self.autoencoder.encode((2 * x - 1).to(dtype)).latent_dist
+        return distribution.mean.float(), distribution.logvar.float()
+
+    def reconstruct(self, z: torch.Tensor) -> torch.Tensor:
+        dtype = next(self.autoencoder.parameters()).dtype
+        return ((self.autoencoder.decode(z.to(dtype)).sample.float() + 1) / 2).clamp(0, 1)
+
+    def describe(self) -> dict:
+        return {"model": "diffusers AutoencoderKL", "latent_shape": list(self.latent_shape),
+                "latents": "raw latent_dist (scaling_factor not applied)"}
+
+
+def load_diffusers_autoencoder(path: str | Path, image_size: int, device="cpu") -> DiffusersAutoencoder:
+    """Load an AutoencoderKL from a local folder (a VAE folder, or a pipeline folder with vae/)."""
+    try:
+        from diffusers import AutoencoderKL
+    except ImportError as error:
+        raise ImportError("probing diffusers models needs the optional extra: pip install 'vaelens[diffusers]'") from error
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no diffusers model folder at {folder}")
+    subfolder = "vae" if (folder / "vae" / "config.json").is_file() else None
+    if not (folder / (subfolder or "") / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no AutoencoderKL config.json (nor vae/config.json)")
+    autoencoder = AutoencoderKL.from_pretrained(str(folder), subfolder=subfolder, local_files_only=True)
+    return DiffusersAutoencoder(autoencoder, image_size).to(device)
