@@ -10,7 +10,7 @@ from vaelens.cli import main
 
 diffusers = pytest.importorskip("diffusers")
 
-from vaelens.pretrained import DiffusersAutoencoder, load_diffusers_autoencoder  # noqa: E402
+from vaelens.pretrained import DiffusersAutoencoder, load_diffusers_autoencoder
 
 
 def _tiny_autoencoder() -> "diffusers.AutoencoderKL":

@@ -55,7 +55,7 @@ def test_cli_analyze_writes_flat_documented_json_and_figures(trained_run, capsys
 def test_python_analyze_matches_the_documented_contract(trained_run):
     loaded = load_run(trained_run)
     data = load_dataset(loaded.config.data, split="test")
-    arguments = dict(objective=loaded.objective, max_images=48, disentanglement=False, progress=False)
+    arguments = {"objective": loaded.objective, "max_images": 48, "disentanglement": False, "progress": False}
     first = vaelens.analyze(loaded.model, data, **arguments)
     again = vaelens.analyze(loaded.model, data, **arguments)
     assert first["mutual_information"] == again["mutual_information"], "a seed must reproduce the estimate"
@@ -84,7 +84,7 @@ def test_missing_run_directory(tmp_path, capsys):
 
 def test_corrupt_checkpoint(trained_run, tmp_path, capsys):
     copy = shutil.copytree(trained_run, tmp_path / "copy")
-    tensors = sorted((copy / "checkpoints").glob("*.safetensors"))[-1]
+    tensors = max((copy / "checkpoints").glob("*.safetensors"))
     tensors.write_bytes(b"not a safetensors file")
     message = _error_of([str(copy)], capsys)
     assert "corrupt" in message and tensors.name in message

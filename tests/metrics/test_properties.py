@@ -17,7 +17,12 @@ from vaelens.metrics.geometry import (
     participation_ratio,
     partition_isotropy,
 )
-from vaelens.metrics.information import aggregate_posterior_decomposition, gaussian_mi_upper_bound, mutual_information, rate
+from vaelens.metrics.information import (
+    aggregate_posterior_decomposition,
+    gaussian_mi_upper_bound,
+    mutual_information,
+    rate,
+)
 from vaelens.metrics.variance import mean_variance_profile, posterior_variance_profile
 
 F64 = torch.float64
