@@ -50,7 +50,7 @@ def test_discriminator_losses_by_hand():
     real, fake = torch.tensor([0.5, 2.0]), torch.tensor([-0.5, 1.5])
     # hinge: relu(1 - real) = [0.5, 0], relu(1 + fake) = [0.5, 2.5]
     assert float(discriminator_loss("hinge", real, fake)) == pytest.approx(0.5 * (0.25 + 1.5))
-    softplus = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    softplus = lambda v: math.log1p(math.exp(v))
     expected = 0.5 * ((softplus(-0.5) + softplus(-2.0)) / 2 + (softplus(-0.5) + softplus(1.5)) / 2)
     assert float(discriminator_loss("non_saturating", real, fake)) == pytest.approx(expected)
     with pytest.raises(ValueError, match="unknown loss.disc_loss 'wgan'"):

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import torch
 
-from vaelens.metrics.distortion import MissingBackboneError, build_lpips, feature_distance, lpips_metric_name
+from vaelens.metrics.distortion import (
+    MissingBackboneError,
+    build_lpips,
+    feature_distance,
+    lpips_metric_name,
+)
 
 LPIPS_NETS = ("vgg", "alex", "squeeze")
 
