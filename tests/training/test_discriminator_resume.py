@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from vaelens import train
+from vaelens import load_run, train
 from vaelens.training import trainer as trainer_module
 from vaelens.training.checkpoint import list_checkpoints, load_checkpoint
 
@@ -50,6 +50,9 @@ def test_resume_with_discriminator_equals_uninterrupted_run(adversarial_config, 
     assert any(k.startswith("optimizer.discriminator.state.") for k in tensors)
     assert meta["optimizers"]["discriminator"]["param_groups"][0]["betas"] == [0.5, 0.9]
     assert meta["objective"]["adversarial"]["disc_start"] == 1
+    loaded = load_run(tmp_path / "whole").objective.adversarial.discriminator.state_dict()
+    assert all(torch.equal(value, whole.objective.adversarial.discriminator.state_dict()[key])
+               for key, value in loaded.items())
 
     with monkeypatch.context() as patch:
         _interrupt_at(patch, 5)
