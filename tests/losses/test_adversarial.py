@@ -114,7 +114,7 @@ def test_term_is_zero_and_discriminator_frozen_before_disc_start():
         assert term.discriminator_step(x, x_hat.detach(), step) == {}
     assert all(torch.equal(before[k], v) for k, v in term.state_dict().items())
     weighted, _ = term.generator_term(x_hat, x_hat.sum(), decoder[0].weight, 10)
-    assert float(weighted) != 0.0
+    assert float(weighted.detach()) != 0.0
     info = term.discriminator_step(x, x_hat.detach(), 10)
     assert set(info) == {"discriminator_loss", "discriminator_logits_real", "discriminator_logits_fake"}
     assert any(not torch.equal(before[k], v) for k, v in term.state_dict().items())
