@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vaelens.cli import main
-from vaelens.config import preset_names
+from vaelens.config import preset_names, resolve
 from vaelens.features import recipes
 from vaelens.features.recipes import RECIPES
 
@@ -55,6 +55,8 @@ def test_every_preset_is_listed_and_parses(capsys):
 @pytest.mark.parametrize("preset", OFFLINE_PRESETS)
 def test_offline_preset_runs_end_to_end(preset, cache, tmp_path, capsys):
     out = tmp_path / "run"
+    perceptual = resolve(preset).loss.perceptual or ""
+    cached_before = (cache / "features" / f"{perceptual.removeprefix('features:')}.safetensors").is_file()
     assert main(["train", "--preset", preset, *SHRINK, *PRESET_SHRINK.get(preset, []), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     summary = json.loads((out / "summary.json").read_text())
@@ -68,8 +70,8 @@ def test_offline_preset_runs_end_to_end(preset, cache, tmp_path, capsys):
         assert network in RECIPES and objective["held_out"] is not None
         assert all("perceptual" in r for r in records)
         # The first preset to need a network fits it, announcing what and where; later ones load it.
-        fitted_now = f"fitting feature network '{network}'" in captured.err
-        assert fitted_now or (cache / "features" / f"{network}.safetensors").is_file()
+        announced = f"fitting feature network '{network}'" in captured.err
+        assert announced != cached_before and (cache / "features" / f"{network}.safetensors").is_file()
     if "adversarial" in objective:
         assert records[0]["adversarial_weight"] == 0.0
         assert all(r["adversarial_weight"] > 0 and "discriminator_loss" in r for r in records[1:])
