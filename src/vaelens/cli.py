@@ -1,4 +1,4 @@
-"""The `vaelens` command line: train, config, demo."""
+"""The `vaelens` command line: train, config, analyze, demo, fit-features."""
 
 from __future__ import annotations
 
@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=None, help="training steps per model (default: demo's own)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(handler=command_demo)
+
+    from vaelens.features.cli import add_fit_features_parser
+
+    add_fit_features_parser(commands)
     return parser
 
 
