@@ -99,10 +99,10 @@ def command_theory(args) -> int:
     report = run_theory(config, args.out)
     print(f"theory written: {Path(args.out) / 'theory.json'} (rates in nats)")
     for name, source in report["sources"].items():
-        worst = max(run["agreement"]["rate_relative_error"] for run in source["runs"])
-        print(f"  {name}: largest trained-vs-predicted rate error {100 * worst:.2f}%")
+        agreeing = sum(run["agreement"]["within_tolerance"] for run in source["runs"])
+        print(f"  {name}: {agreeing}/{len(source['runs'])} runs within 2% (rate) and 5% (variances) of theory")
         for convention, rows in source["perceptual_effect"].items():
-            changes = ", ".join(f"beta={row['beta']:.3g}: {row['change_trained']:+.3f} "
+            changes = ", ".join(f"beta={row['beta']:.3g}: {row['change_trained']:+.3f} {row['direction_trained']} "
                                 f"(theory {row['change_predicted']:+.3f})" for row in rows)
             print(f"    {convention} - pixel rate: {changes}")
     return 0

@@ -28,6 +28,9 @@ from vaelens.theory.sources import (CONVENTION_METRICS, convention_metrics, cova
 SOURCES = ("gaussian", "natural")
 ACTIVE_THRESHOLD = 0.01
 """Burda et al. (2016): unit j is active when Var_x(mu_j) exceeds this (trained and predicted alike)."""
+RATE_TOLERANCE, VARIANCE_TOLERANCE = 0.02, 0.05
+"""A trained run agrees with the closed form when its rate is within 2% and every sorted posterior
+variance within 5% (relative)."""
 
 
 @dataclass
@@ -135,7 +138,8 @@ def compare(trained: dict, optimum) -> dict:
     variance_error = np.abs(trained_variance - predicted_variance) / predicted_variance
     rate_error = abs(trained["rate"] - optimum.rate) / optimum.rate if optimum.rate > 0 else abs(trained["rate"])
     return {"rate_relative_error": float(rate_error), "posterior_variance_max_relative_error": float(variance_error.max()),
-            "active_units_difference": trained["active_units"] - int((optimum.mean_variance > ACTIVE_THRESHOLD).sum())}
+            "active_units_difference": trained["active_units"] - int((optimum.mean_variance > ACTIVE_THRESHOLD).sum()),
+            "within_tolerance": bool(rate_error < RATE_TOLERANCE and variance_error.max() < VARIANCE_TOLERANCE)}
 
 
 def _predicted(optimum) -> dict:
@@ -146,9 +150,16 @@ def _predicted(optimum) -> dict:
             "active_units_theory": optimum.num_active, "distortion": optimum.distortion}
 
 
+def _direction(change: float, tolerance: float) -> str:
+    if abs(change) <= tolerance:
+        return "unchanged"
+    return "raised" if change > 0 else "lowered"
+
+
 def perceptual_effect(runs: list[dict]) -> dict:
-    """Per convention and beta: rate with the perceptual term minus the pixel-only rate (trained and
-    predicted), and whether it raised or lowered the rate."""
+    """Per convention and beta: rate with the perceptual term minus the pixel-only rate, trained and
+    predicted. A trained change smaller than the two runs' own distance from the closed form
+    (|R_trained - R_predicted| summed) is reported as "unchanged": training error could explain it."""
     pixel = {run["beta"]: run for run in runs if run["convention"] == "pixel"}
     effect = {}
     for convention in ("additive", "convex"):
@@ -157,10 +168,13 @@ def perceptual_effect(runs: list[dict]) -> dict:
             base = pixel[run["beta"]]
             trained = run["trained"]["rate"] - base["trained"]["rate"]
             predicted = run["predicted"]["rate"] - base["predicted"]["rate"]
+            training_error = sum(abs(r["trained"]["rate"] - r["predicted"]["rate"]) for r in (run, base))
             rows.append({"beta": run["beta"], "pixel_rate_trained": base["trained"]["rate"],
                          "rate_trained": run["trained"]["rate"], "change_trained": trained,
                          "pixel_rate_predicted": base["predicted"]["rate"], "rate_predicted": run["predicted"]["rate"],
-                         "change_predicted": predicted, "direction": "raised" if trained > 0 else "lowered"})
+                         "change_predicted": predicted, "training_error": training_error,
+                         "direction_trained": _direction(trained, training_error),
+                         "direction_predicted": _direction(predicted, 1e-9)})
         effect[convention] = rows
     return effect
 
@@ -246,6 +260,8 @@ def _run_theory(config: TheoryConfig, out_dir: Path) -> dict:
         "weighting_conventions": CONVENTION_METRICS,
         "perceptual_metric": "G = E_x J^T W J of an LPIPS-style feature distance, normalised to mean eigenvalue 1",
         "active_units": f"Var_x(mu_j) > {ACTIVE_THRESHOLD} (trained and predicted alike)",
+        "agreement": f"within_tolerance: rate within {RATE_TOLERANCE:.0%} and posterior variances within "
+                     f"{VARIANCE_TOLERANCE:.0%} of the closed form",
         "config": asdict(config), "sources": results,
     }
     atomic_write_json(out_dir / "theory.json", report)
