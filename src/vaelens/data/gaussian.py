@@ -33,9 +33,8 @@ def write_gaussian_source(path, covariance, mean=None, num_samples: int = DEFAUL
     if mean is not None:
         arrays["mean"] = np.asarray(mean, dtype=np.float64)
     path = Path(path)
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
     return path
 
 

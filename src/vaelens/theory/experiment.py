@@ -22,8 +22,15 @@ from tqdm.auto import tqdm
 from vaelens.io import atomic_write_json
 from vaelens.losses.objective import kl_per_unit
 from vaelens.theory.linear import linear_vae_optimum, scale_for_gaussian_likelihood
-from vaelens.theory.sources import (CONVENTION_METRICS, convention_metrics, covariance_with_spectrum,
-                                    feature_network, natural_patch_images, parse_spectrum, perceptual_metric)
+from vaelens.theory.sources import (
+    CONVENTION_METRICS,
+    convention_metrics,
+    covariance_with_spectrum,
+    feature_network,
+    natural_patch_images,
+    parse_spectrum,
+    perceptual_metric,
+)
 
 SOURCES = ("gaussian", "natural")
 ACTIVE_THRESHOLD = 0.01
@@ -103,9 +110,8 @@ def prepare_source(name: str, config: TheoryConfig, folder: Path) -> tuple[list[
 
     images = natural_patch_images(config.side, config.num_samples, config.seed)
     path = folder / "natural.npz"
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, images=images.numpy())
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, images=images.numpy())
     description = {"kind": f"natural-image patches (scikit-image training photos), grayscale, averaged down "
                            f"to {config.side}x{config.side}"}
     return ["data.name=npz", f"data.path={path}", *common], description

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from vaelens.io import atomic_path  # noqa: E402
+from vaelens.io import atomic_path
 
 COLOURS = {"pixel": "tab:blue", "additive": "tab:orange", "convex": "tab:green"}
 
