@@ -90,8 +90,10 @@ def test_theory_command_writes_json_and_plots(tmp_path, monkeypatch, capsys):
             assert (out / run["run_dir"] / "summary.json").is_file()
         for rows in source["perceptual_effect"].values():
             assert [row["beta"] for row in rows] == [20.0, 4.0]
-            # Theory: adding a quadratic term can only raise the rate.
+        # Theory: adding a quadratic term can only raise the rate.
         assert all(row["change_predicted"] >= -1e-9 for row in source["perceptual_effect"]["additive"])
+        assert all(row["direction_trained"] in ("raised", "lowered", "unchanged")
+                   for rows in source["perceptual_effect"].values() for row in rows)
 
 
 @pytest.mark.parametrize("arguments,message", [
@@ -101,6 +103,7 @@ def test_theory_command_writes_json_and_plots(tmp_path, monkeypatch, capsys):
     (["--betas", "1,-2"], "positive numbers"),
     (["--steps", "0"], "steps must be a positive integer"),
     (["--side", "5", "--sources", "natural"], "divide 32"),
+    (["--features", "no-such-network"], "no-such-network"),
 ])
 def test_theory_command_rejects_bad_input(tmp_path, capsys, arguments, message):
     code = main(["theory", "--out", str(tmp_path / "out"), "--no-progress", "--samples", "16", "--side", "2",

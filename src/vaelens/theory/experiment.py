@@ -91,6 +91,10 @@ def check_config(config: TheoryConfig) -> None:
             raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
     if config.betas is not None and (not config.betas or min(config.betas) <= 0):
         raise ValueError(f"betas must be a non-empty list of positive numbers, got {config.betas}")
+    # Checked up front (they are used only after sources are written) so a typo writes nothing.
+    convention_metrics(np.eye(1), config.perceptual_weight, config.neural_fraction)
+    if "gaussian" in config.sources:
+        parse_spectrum(config.spectrum, config.side**2)
 
 
 def prepare_source(name: str, config: TheoryConfig, folder: Path) -> tuple[list[str], dict]:
@@ -218,15 +222,16 @@ def _run_theory(config: TheoryConfig, out_dir: Path) -> dict:
 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty; choose a new output directory for vaelens theory")
-    (out_dir / "sources").mkdir(parents=True, exist_ok=True)
     scale = scale_for_gaussian_likelihood(config.sigma)
+    # Resolved before anything is written, so a bad --features leaves the output directory empty.
+    network, network_description = feature_network(config.features, 1, config.side, config.seed)
+    (out_dir / "sources").mkdir(parents=True, exist_ok=True)
     prepared = {}
     for name in config.sources:
         data_overrides, description = prepare_source(name, config, out_dir / "sources")
         images = load_dataset(resolve(None, None, data_overrides).data, "train").all_images().double()
         vectors = images.flatten(1)
         covariance = torch.cov(vectors.T, correction=0).numpy()
-        network, network_description = feature_network(config.features, 1, config.side, config.seed)
         metric, raw_trace = perceptual_metric(images[:config.metric_images], network)
         metrics = convention_metrics(metric, config.perceptual_weight, config.neural_fraction)
         for convention, matrix in metrics.items():
