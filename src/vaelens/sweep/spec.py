@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -101,8 +102,24 @@ def _validate(spec: SweepSpec, where: str) -> SweepSpec:
     return spec
 
 
+def shipped_spec_names() -> list[str]:
+    """Names of the example sweep specs shipped with vaelens (usable in place of a path)."""
+    folder = resources.files("vaelens") / "configs" / "sweeps"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _spec_path(source) -> Path:
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    if str(source) in shipped_spec_names():
+        return Path(str(resources.files("vaelens") / "configs" / "sweeps" / f"{source}.yaml"))
+    raise ConfigError(f"sweep spec not found: {path}; give a YAML file or a shipped spec name "
+                      f"({', '.join(shipped_spec_names())})")
+
+
 def load_spec(source, base_dir: str | Path | None = None) -> SweepSpec:
-    """Read a spec from a YAML file, a mapping, or a SweepSpec; unknown keys are errors naming the valid ones.
+    """Read a spec from a YAML file (or a shipped spec's name), a mapping, or a SweepSpec; unknown keys are errors naming the valid ones.
 
     A relative `config` path is taken relative to the spec file (or `base_dir`, or the current folder).
     """
@@ -111,9 +128,7 @@ def load_spec(source, base_dir: str | Path | None = None) -> SweepSpec:
     elif isinstance(source, dict):
         values, where = copy.deepcopy(source), "sweep spec"
     else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"sweep spec not found: {path}")
+        path = _spec_path(source)
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
