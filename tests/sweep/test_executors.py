@@ -103,3 +103,16 @@ def test_executor_registry_and_bad_arguments(tiny_spec, tmp_path):
         run_sweep(tiny_spec, tmp_path, executor="slurm")
     with pytest.raises(ValueError, match="--workers must be at least 1"):
         LocalExecutor(workers=0)
+
+
+def test_a_trained_run_missing_its_analysis_is_analysed_without_retraining(tiny_spec, tmp_path):
+    pytest.importorskip("vaelens.analysis", reason="vaelens.analysis does not import in this checkout")
+    task = _one_task(tiny_spec, tmp_path, **{"data.subset": 256})
+    assert run_task(task).status == "finished" and not (task.run_dir / "analysis.json").exists()
+    written = (task.run_dir / "summary.json").stat().st_mtime_ns
+    task.analyze, task.analysis_images = True, 16
+    outcome = run_task(task)
+    assert outcome.status == "finished", outcome.error
+    assert (task.run_dir / "summary.json").stat().st_mtime_ns == written
+    analysis = json.loads((task.run_dir / "analysis.json").read_text())
+    assert analysis["units"] == "nats" and analysis["num_images"] == 16
