@@ -7,14 +7,14 @@ for a failing run: the failure is an outcome with its error, and the other runs 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from vaelens.config import RunConfig
 
@@ -53,8 +53,6 @@ OnOutcome = Callable[[RunOutcome], None]
 
 
 def _read_status(run_dir: Path) -> str | None:
-    import json
-
     try:
         return json.loads((run_dir / "summary.json").read_text()).get("status")
     except (OSError, ValueError):
@@ -188,7 +186,9 @@ class RayExecutor:
     """Each run a Ray task: on a local Ray instance, or on the cluster at `address`.
 
     With GPUs in the cluster a run asks for 1 / runs_per_gpu of one, so that many share a GPU; a
-    run whose worker dies (node lost, OOM-killed) is retried up to `max_retries` times.
+    run whose worker dies (node lost, OOM-killed) is retried up to `max_retries` times, resuming
+    from its last checkpoint. On a multi-node cluster the sweep directory must be on a file system
+    every node sees at the same path, since each run writes its own directory.
     """
 
     def __init__(self, address: str | None = None, runs_per_gpu: int = 1, max_retries: int = 2,
@@ -206,13 +206,22 @@ class RayExecutor:
                                "(or use --executor local)") from error
         return ray
 
+    def _init(self, ray, progress: bool) -> None:
+        if self.address is None:
+            ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=progress)
+            return
+        try:
+            ray.init(address=self.address, log_to_driver=progress)
+        except ConnectionError as error:
+            raise RuntimeError(f"cannot reach the Ray cluster at --address {self.address} ({error}); give the "
+                               "address that `ray start --head` printed, or 'auto' on a cluster node") from error
+
     def execute(self, tasks: list[RunTask], progress: bool = True,
                 on_outcome: OnOutcome | None = None) -> list[RunOutcome]:
         ray = self._import_ray()
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address, num_cpus=None if self.address else self.num_cpus,
-                     include_dashboard=False, log_to_driver=progress)
+            self._init(ray, progress)
         try:
             gpus = ray.cluster_resources().get("GPU", 0)
             remote = ray.remote(num_cpus=1, num_gpus=(1 / self.runs_per_gpu) if gpus else 0,
