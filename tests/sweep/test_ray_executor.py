@@ -50,7 +50,7 @@ def test_ray_executor_on_a_local_two_cpu_instance(tiny_spec, tmp_path, monkeypat
 
     killer = threading.Thread(target=lambda: killed.append(
         _kill_process_writing(long_run / "metrics.jsonl", once=checkpointed)))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         killer.start()
         result = run_sweep(tiny_spec, tmp_path, executor="ray", progress=False)

@@ -208,7 +208,7 @@ class RayExecutor:
 
     def _init(self, ray, progress: bool) -> None:
         if self.address is None:
-            ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=progress)
+            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=progress)
             return
         try:
             ray.init(address=self.address, log_to_driver=progress)
