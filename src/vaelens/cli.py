@@ -73,6 +73,18 @@ def command_analyze(args) -> int:
     return 0
 
 
+def command_sweep(args) -> int:
+    from vaelens.sweep import run_sweep
+
+    result = run_sweep(args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
+                       progress=not args.no_progress, runs_per_gpu=args.runs_per_gpu)
+    if args.no_progress:
+        from vaelens.sweep import summary_table
+
+        print(summary_table(result.runs))
+    return 1 if result.count("failed") else 0
+
+
 def command_demo(args) -> int:
     from vaelens.demo import run_demo
 
@@ -136,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--device", default="auto")
     analyze.add_argument("--no-progress", action="store_true", help="hide progress bars")
     analyze.set_defaults(handler=command_analyze)
+
+    sweep = commands.add_parser("sweep", help="train (and analyse) every run of a sweep spec, skipping finished ones")
+    sweep.add_argument("spec", help="sweep spec YAML (examples: src/vaelens/configs/sweeps/)")
+    sweep.add_argument("--out", required=True, help="sweep directory (rerun it to resume)")
+    sweep.add_argument("--executor", default="local", choices=["local", "ray", "ensemble"],
+                       help="local: this machine; ray: Ray tasks (pip install 'vaelens[ray]'); "
+                            "ensemble: same-architecture runs trained together on one device")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="local: parallel processes (with GPUs, runs go round-robin over them)")
+    sweep.add_argument("--address", default=None, help="ray: cluster address (default: start a local Ray)")
+    sweep.add_argument("--runs-per-gpu", type=int, default=1, help="ray: runs sharing one GPU (fractional GPUs)")
+    sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sweep.set_defaults(handler=command_sweep)
 
     demo = commands.add_parser("demo", help="the quick study on the embedded data (a few minutes on a CPU)")
     demo.add_argument("--out", default="vaelens-demo", help="output directory (default: ./vaelens-demo)")
