@@ -89,7 +89,7 @@ def test_config_validation_names_the_field(data_config, field, value):
 
 
 def test_unknown_dataset_lists_the_valid_names(data_config):
-    with pytest.raises(ValueError, match="dsprites, natural, folder, npz, mnist"):
+    with pytest.raises(ValueError, match="dsprites, natural, folder, npz, gaussian, mnist"):
         load_dataset(data_config(name="imagenet"))
 
 

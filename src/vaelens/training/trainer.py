@@ -217,7 +217,7 @@ def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = F
 def _record_divergence(run_dir: Path, step: int, terms: dict, context: dict) -> None:
     checkpoints = list_checkpoints(run_dir / "checkpoints")
     last = f"checkpoint {checkpoints[-1].stem} is kept" if checkpoints else "no checkpoint was written yet"
-    values = {key: float(terms[key]) for key in ("loss", "distortion", "rate")}
+    values = {key: float(terms[key].detach()) for key in ("loss", "distortion", "rate")}
     bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
     message = (f"training diverged at step {step}: {bad}; the weights were not updated with it and {last}. "
                "Lower train.lr, set train.grad_clip, or check the data for NaN/Inf values.")
