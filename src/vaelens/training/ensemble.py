@@ -233,8 +233,9 @@ def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, pr
                 for slot, ok in enumerate(finite):
                     if not ok:
                         stack.write_back(slot, alive[slot].member, alive[slot].optimizer)
-                        alive[slot].diverge(step, {"loss": loss[slot], "distortion": terms["distortion"][slot],
-                                                   "rate": terms["rate"][slot]})
+                        alive[slot].diverge(step, {"loss": loss[slot].detach(),
+                                                   "distortion": terms["distortion"][slot].detach(),
+                                                   "rate": terms["rate"][slot].detach()})
                 keep = [slot for slot, ok in enumerate(finite) if ok]
                 alive = [alive[slot] for slot in keep]
                 if not alive:
