@@ -47,7 +47,8 @@ class EnsembleExecutor:
         """Train (or skip) every task and return one outcome per task, in the order given.
 
         `make_outcome(run_id=, status=, error=, seconds=)` builds each outcome; by default it is
-        vaelens.sweep.executors.RunOutcome."""
+        vaelens.sweep.executors.RunOutcome. An ensemble's training time is shared equally among its
+        members; a skipped run's seconds are its analysis time only."""
         if make_outcome is None:
             from vaelens.sweep.executors import RunOutcome
 
