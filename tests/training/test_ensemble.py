@@ -164,3 +164,17 @@ def test_a_diverging_member_is_recorded_and_the_others_go_on(mlp_config, tmp_pat
     for result, reference in zip((results[0], results[2]), survivors):
         assert result.summary["status"] == "finished"
         assert _max_difference(result.model.state_dict(), reference.model.state_dict()) < WEIGHT_TOLERANCE
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_ensemble_on_gpu_matches_separate_gpu_runs(tiny_config, tmp_path):
+    # cuDNN may pick different algorithms (and TF32) for grouped and single convolutions, so the
+    # tolerance is looser than on the CPU; a wrong batch or beta still moves the loss by far more.
+    tiny_config.train.device = "cuda"
+    configs = _members(tiny_config, [(1.0, 0), (4.0, 1)])
+    results = train_ensemble(configs, [tmp_path / "m0", tmp_path / "m1"], progress=False)
+    for k, (config, result) in enumerate(zip(configs, results)):
+        single = train(config, tmp_path / f"single{k}")
+        assert result.summary["eval"]["loss"] == pytest.approx(single.summary["eval"]["loss"], rel=1e-3)
+        assert _max_difference(result.model.state_dict(), single.model.state_dict()) < 1e-3
