@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from vaelens import load_run, train
-from vaelens.config import resolve
 from vaelens.training import ensemble as ensemble_module
 from vaelens.training.checkpoint import list_checkpoints, load_checkpoint
 from vaelens.training.ensemble import EnsembleIncompatible, ensemble_key, train_ensemble

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -147,7 +148,7 @@ class _Run:
         self.context = {"vaelens_version": vaelens.__version__, "torch_version": torch.__version__,
                         "objective": self.objective.describe(), "data": data.describe()}
         self.member = EnsembleMember(self.model, self.objective, config.train.bf16 and device.type == "cuda")
-        self.metrics = open(run_dir / "metrics.jsonl", "a")
+        self.metrics = None
         self.summary: dict | None = None
 
     def checkpoint(self, step: int, eval_images: torch.Tensor) -> None:
@@ -181,11 +182,10 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
     start_step = _resume_step(run_dirs, resume)
     runs = [_Run(config, run_dir, data, device, start_step) for config, run_dir in zip(configs, run_dirs)]
     eval_images = data.images(torch.arange(min(settings.eval_images, data.num_images)))
-    try:
-        elapsed, timed_steps = _train_loop(runs, data, device, start_step, eval_images, progress)
-    finally:
+    with ExitStack() as files:
         for run in runs:
-            run.metrics.close()
+            run.metrics = files.enter_context(open(run.run_dir / "metrics.jsonl", "a"))
+        elapsed, timed_steps = _train_loop(runs, data, device, start_step, eval_images, progress)
     results = []
     for run in runs:
         if run.summary is None:
