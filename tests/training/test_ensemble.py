@@ -80,6 +80,8 @@ def _interrupt_at(monkeypatch, step_to_fail):
             self.data = data
 
         def __getattr__(self, name):
+            if name == "data":  # looked up before __init__ ran, e.g. while the trainer copies the data
+                raise AttributeError(name)
             return getattr(self.data, name)
 
         def to(self, device):

@@ -23,6 +23,7 @@ with that step) and dropped from the ensemble; the others go on. Its RunResult c
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from contextlib import ExitStack
@@ -212,6 +213,9 @@ def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, pr
     settings = runs[0].config.train
     latent_shape = runs[0].model.latent_shape
     noise_dtype = torch.bfloat16 if runs[0].member.autocast else torch.float32
+    # One shallow view of the data per seed: each caches its own epoch permutation, so K seeds do not
+    # redraw randperm(N) K times a step (the data keeps only the last (seed, epoch) order).
+    views = {run.seed: copy.copy(data) for run in runs}
     alive = list(runs)
     stack = StackedMembers([run.member for run in alive], [run.optimizer for run in alive])
     bar = tqdm(total=settings.steps, initial=start_step, desc=f"ensemble of {len(runs)}", disable=not progress,
@@ -222,7 +226,7 @@ def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, pr
             batches: dict[int, torch.Tensor] = {}
             for run in alive:
                 if run.seed not in batches:
-                    batches[run.seed] = data.batch(step, settings.batch_size, run.seed)
+                    batches[run.seed] = views[run.seed].batch(step, settings.batch_size, run.seed)
             x = torch.stack([batches[run.seed] for run in alive])
             noise = torch.stack([torch.randn((settings.batch_size, *latent_shape), generator=run.noise,
                                              device=device, dtype=noise_dtype) for run in alive])
