@@ -7,10 +7,11 @@ beta and seed, on the same in-memory dSprites subset, in one process:
 - `K x vaelens train`: K sequential `vaelens.training.train` runs;
 - `K x plain loop`: K sequential hand-written PyTorch loops (no checkpoints, logs or NaN checks).
 
-Model-images/s counts every image every model trains on, per second of wall time. A sequential
-strategy's aggregate figure is one run's rate (runs do not overlap), so each is measured on
-`--sequential-runs` runs (default 2) and reported as their mean rate. Each figure is timed after
-`--warmup` steps.
+Model-images/s counts every image every model trains on, per second of wall time; model-images per
+CPU-second divides by the process's CPU time instead (steadier where other jobs share the cores).
+A sequential strategy's aggregate figure is one run's rate (runs do not overlap), so each is
+measured on `--sequential-runs` runs (default 2) and reported as their mean. Every figure is timed
+from step `--warmup` to the last step, by when each step first asks for its batch.
 
     python benchmarks/bench_ensemble.py --models 4 16 --batch-size 64 --steps 10 --device cpu
 """
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import tempfile
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 from torch.nn import functional as F
@@ -31,7 +32,9 @@ from torch.nn import functional as F
 from vaelens.config import resolve
 from vaelens.data import load_dataset
 from vaelens.models import build_model
+from vaelens.training import ensemble as ensemble_module
 from vaelens.training import resolve_device, train
+from vaelens.training import trainer as trainer_module
 from vaelens.training.ensemble import train_ensemble
 
 
@@ -51,43 +54,86 @@ def members(config, count: int) -> list:
     return configs
 
 
-def rate_from_metrics(run_dir: Path, warmup: int, batch_size: int) -> float:
-    """Per-model images/s between the end of warm-up and the last step, from metrics.jsonl timestamps."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    first, last = records[warmup - 1], records[-1]
-    return (last["step"] - first["step"]) * batch_size / (last["elapsed_s"] - first["elapsed_s"])
+class StepClock:
+    """Wraps a data set and notes wall and process CPU time when each training step first asks for a batch.
+
+    Every strategy is timed the same way, between the first batch of step `warmup` and the first batch of
+    the last step, so set-up, checkpoints and evaluation stay outside. CPU time (all threads of this
+    process) is the steadier figure on a machine shared with other jobs; wall time is what a user waits.
+    """
+
+    def __init__(self, data):
+        self.data = data
+        self.stamps: dict[int, tuple[float, float]] = {}
+
+    def __getattr__(self, name):
+        if name == "data":  # looked up before __init__ ran, e.g. by copy.copy
+            raise AttributeError(name)
+        return getattr(self.data, name)
+
+    def to(self, device):
+        self.data = self.data.to(device)
+        return self
+
+    def batch(self, step, batch_size, seed):
+        self.stamps.setdefault(step, (time.perf_counter(), time.process_time()))
+        return self.data.batch(step, batch_size, seed)
+
+    def rates(self, warmup: int, last: int, model_images_per_step: int) -> tuple[float, float]:
+        """(model-images per wall second, per CPU second) from step `warmup` to step `last`."""
+        (wall0, cpu0), (wall1, cpu1) = self.stamps[warmup], self.stamps[last]
+        images = (last - warmup) * model_images_per_step
+        return images / (wall1 - wall0), images / (cpu1 - cpu0)
 
 
-def bench_ensemble(configs: list, warmup: int) -> float:
+def timed(module, run, warmup: int, last: int, model_images_per_step: int) -> tuple[float, float]:
+    """Run `run()` with `module.load_dataset` handing out StepClock-wrapped data; return its rates."""
+    clocks = []
+    real = module.load_dataset
+
+    def load_dataset(*args, **kwargs):
+        clocks.append(StepClock(real(*args, **kwargs)))
+        return clocks[-1]
+
+    with patch.object(module, "load_dataset", load_dataset):
+        run()
+    return clocks[0].rates(warmup, last, model_images_per_step)
+
+
+def bench_ensemble(configs: list, warmup: int) -> tuple[float, float]:
+    settings = configs[0].train
     with tempfile.TemporaryDirectory() as folder:
         dirs = [Path(folder) / f"member{k}" for k in range(len(configs))]
-        train_ensemble(configs, dirs, progress=False)
-        return len(configs) * rate_from_metrics(dirs[0], warmup, configs[0].train.batch_size)
+        return timed(ensemble_module, lambda: train_ensemble(configs, dirs, progress=False), warmup,
+                     settings.steps - 1, len(configs) * settings.batch_size)
 
 
-def bench_sequential_vaelens(configs: list, warmup: int) -> float:
+def _mean(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    return sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs)
+
+
+def bench_sequential_vaelens(configs: list, warmup: int) -> tuple[float, float]:
     rates = []
     with tempfile.TemporaryDirectory() as folder:
         for index, config in enumerate(configs):
-            train(config, Path(folder) / f"run{index}")
-            rates.append(rate_from_metrics(Path(folder) / f"run{index}", warmup, config.train.batch_size))
-    return sum(rates) / len(rates)
+            run_dir = Path(folder) / f"run{index}"
+            rates.append(timed(trainer_module, lambda c=config, d=run_dir: train(c, d), warmup,
+                               config.train.steps - 1, config.train.batch_size))
+    return _mean(rates)
 
 
-def bench_sequential_plain(configs: list, data, device, warmup: int) -> float:
+def bench_sequential_plain(configs: list, data, device, warmup: int) -> tuple[float, float]:
     """The loop a researcher writes by hand, once per model: same model, same data on the device, fp32."""
     rates = []
     for config in configs:
+        clock = StepClock(data)
         torch.manual_seed(config.train.seed)
         model = build_model(config.model, data.image_shape).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
         batch_size, steps = config.train.batch_size, config.train.steps
-        started = None
         for step in range(steps):
-            if step == warmup:
-                synchronise(device)
-                started = time.perf_counter()
-            x = data.batch(step, batch_size, config.train.seed)
+            synchronise(device)
+            x = clock.batch(step, batch_size, config.train.seed)
             mu, logvar = model.encode(x)
             logits = model.decode(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
             nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
@@ -96,9 +142,8 @@ def bench_sequential_plain(configs: list, data, device, warmup: int) -> float:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        synchronise(device)
-        rates.append((steps - warmup) * batch_size / (time.perf_counter() - started))
-    return sum(rates) / len(rates)
+        rates.append(clock.rates(warmup, steps - 1, batch_size))
+    return _mean(rates)
 
 
 def main() -> None:
@@ -119,7 +164,7 @@ def main() -> None:
         f"train.steps={args.warmup + args.steps}", "train.log_every=1", "train.checkpoint_every=1000000000",
         "train.progress=false"])
     data = load_dataset(config.data).to(device)
-    print(f"{'K':>4} {'strategy':>20} {'model-images/s':>15} {'vs K x plain':>13}")
+    print(f"{'K':>4} {'strategy':>20} {'model-img/s':>12} {'model-img/CPU-s':>16} {'vs K x plain (CPU)':>19}")
     for count in args.models:
         configs = members(config, count)
         sequential = configs[:args.sequential_runs]
@@ -127,8 +172,8 @@ def main() -> None:
         figures = {"K x plain loop": plain,
                    "K x vaelens train": bench_sequential_vaelens(sequential, args.warmup),
                    "vaelens ensemble": bench_ensemble(configs, args.warmup)}
-        for name, value in figures.items():
-            print(f"{count:>4} {name:>20} {value:15.0f} {value / plain:12.2f}x", flush=True)
+        for name, (wall, cpu) in figures.items():
+            print(f"{count:>4} {name:>20} {wall:12.0f} {cpu:16.0f} {cpu / plain[1]:18.2f}x", flush=True)
 
 
 if __name__ == "__main__":
