@@ -41,9 +41,13 @@ def _max_difference(a: dict, b: dict) -> float:
 
 def test_ensemble_matches_separately_trained_runs(tiny_config, tmp_path):
     configs = _members(tiny_config, [(1.0, 0), (4.0, 1), (2.0, 0)])
-    results = train_ensemble(configs, [tmp_path / f"member{k}" for k in range(3)], progress=False)
+    results = train_ensemble(configs, [tmp_path / f"member{k}" for k in range(3)], progress=False, vectorise=True)
+    looped = train_ensemble(configs, [tmp_path / f"looped{k}" for k in range(3)], progress=False, vectorise=False)
     for k, (config, result) in enumerate(zip(configs, results)):
         single = train(config, tmp_path / f"single{k}")
+        assert result.summary["ensemble"] == {**result.summary["ensemble"], "models": 3, "vectorised": True}
+        # Looping runs the single model's own kernels: only the stacked Adam step is shared.
+        assert _max_difference(looped[k].model.state_dict(), single.model.state_dict()) < WEIGHT_TOLERANCE
         assert _max_difference(result.model.state_dict(), single.model.state_dict()) < WEIGHT_TOLERANCE
         assert result.summary["eval"]["loss"] == pytest.approx(single.summary["eval"]["loss"],
                                                                rel=LOSS_RELATIVE_TOLERANCE)

@@ -2,11 +2,12 @@
 
 The members share architecture, data, objective and optimiser settings (`ensemble_key`). Each is
 built, seeded and (on resume) restored exactly as `vaelens.training.train` builds it, then trained
-inside one vectorised ensemble (`StackedMembers`: torch.func stack + vmap + functional_call). Member k
+inside one ensemble (`StackedMembers`: stacked parameters, one Adam; on CUDA one vmapped
+functional_call for all members, on CPU the members one after another, which is faster there). Member k
 sees the batches and reparameterisation noise the single trainer would give it
 (`data.batch(step, B, seed_k)`; a noise generator seeded seed_k + 1), so it follows the trajectory of a
-separately trained run up to floating-point rounding: the vmapped convolutions run as grouped kernels
-whose summation order differs from the single model's.
+separately trained run up to floating-point rounding (vmapped convolutions run as grouped kernels
+whose summation order differs from the single model's).
 
 Run directories are written with the single trainer's own helpers (config.yaml, checkpoints with
 per-member Adam and generator state, metrics.jsonl, images/, summary.json with the same keys plus
@@ -165,10 +166,11 @@ class _Run:
 
 
 def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool = False,
-                   progress: bool = True) -> list[RunResult]:
-    """Train every config into its run directory as one vectorised ensemble; with `resume`, continue
-    interrupted members from their newest common checkpoint. Returns one RunResult per config, in order
-    (a diverged member's summary has status "diverged")."""
+                   progress: bool = True, vectorise: bool | None = None) -> list[RunResult]:
+    """Train every config into its run directory as one ensemble; with `resume`, continue interrupted
+    members from their newest common checkpoint. Returns one RunResult per config, in order (a diverged
+    member's summary has status "diverged"). `vectorise` runs the members' forward and backward as one
+    vmapped call; None (default) vectorises on CUDA only, where it pays (see StackedMembers.losses)."""
     run_dirs = [Path(d).expanduser() for d in run_dirs]
     check_compatible(configs, run_dirs)
     for config, run_dir in zip(configs, run_dirs):
@@ -180,13 +182,14 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
     settings = configs[0].train
     device = resolve_device(settings.device)
     data = load_dataset(configs[0].data, split="train").to(device)
+    vectorise = device.type == "cuda" if vectorise is None else bool(vectorise)
     start_step = _resume_step(run_dirs, resume)
     runs = [_Run(config, run_dir, data, device, start_step) for config, run_dir in zip(configs, run_dirs)]
     eval_images = data.images(torch.arange(min(settings.eval_images, data.num_images)))
     with ExitStack() as files:
         for run in runs:
             run.metrics = files.enter_context(open(run.run_dir / "metrics.jsonl", "a"))
-        elapsed, timed_steps = _train_loop(runs, data, device, start_step, eval_images, progress)
+        elapsed, timed_steps = _train_loop(runs, data, device, start_step, eval_images, progress, vectorise)
     results = []
     for run in runs:
         if run.summary is None:
@@ -199,7 +202,7 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
                 "images_per_s": images_per_s, "train_seconds_this_session": elapsed,
                 "eval": evaluate(run.model, run.objective, eval_images,
                                  torch.Generator(device).manual_seed(run.seed + 2)),
-                "ensemble": {"models": len(runs), "model_images_per_s":
+                "ensemble": {"models": len(runs), "vectorised": vectorise, "model_images_per_s":
                              images_per_s * len(runs) if images_per_s else None},
             }
             atomic_write_json(run.run_dir / "summary.json", run.summary)
@@ -208,7 +211,8 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
     return results
 
 
-def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, progress: bool) -> tuple[float, int]:
+def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, progress: bool,
+                vectorise: bool) -> tuple[float, int]:
     """Step all live members from `start_step` to the end; returns (seconds, steps taken)."""
     settings = runs[0].config.train
     latent_shape = runs[0].model.latent_shape
@@ -217,7 +221,7 @@ def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, pr
     # redraw randperm(N) K times a step (the data keeps only the last (seed, epoch) order).
     views = {run.seed: copy.copy(data) for run in runs}
     alive = list(runs)
-    stack = StackedMembers([run.member for run in alive], [run.optimizer for run in alive])
+    stack = StackedMembers([run.member for run in alive], [run.optimizer for run in alive], vectorise)
     bar = tqdm(total=settings.steps, initial=start_step, desc=f"ensemble of {len(runs)}", disable=not progress,
                dynamic_ncols=True)
     started, timed_steps = time.perf_counter(), 0

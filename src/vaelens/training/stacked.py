@@ -41,7 +41,8 @@ class EnsembleMember(nn.Module):
 class StackedMembers:
     """The live parameters, buffers and Adam state of K members, stacked along a leading model axis."""
 
-    def __init__(self, members: list[EnsembleMember], optimizers: list[torch.optim.Adam]):
+    def __init__(self, members: list[EnsembleMember], optimizers: list[torch.optim.Adam], vectorise: bool = True):
+        self.vectorise = vectorise
         self.template = copy.deepcopy(members[0])
         self.names = [name for name, _ in members[0].named_parameters()]
         self.buffer_names = [name for name, _ in members[0].named_buffers()]
@@ -71,11 +72,25 @@ class StackedMembers:
         self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
 
     def losses(self, x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Per-member losses (K,) and scalar terms (each (K,)) for batches x (K, B, ...) and noise (K, B, ...)."""
+        """Per-member losses (K,) and scalar terms (each (K,)) for batches x (K, B, ...) and noise (K, B, ...).
+
+        `vmap` runs each layer once for all members (grouped convolutions, batched matmuls), which pays
+        on a GPU where single small models leave it idle. On a CPU the single model already keeps the
+        cores busy and oneDNN's grouped convolution backward is slower than K separate ones, so
+        `vectorise=False` runs the members one after another on slices of the stacked tensors (the
+        optimiser step stays one stacked Adam either way)."""
         def one(params, buffers, x, noise, beta):
             return functional_call(self.template, (params, buffers), (x, noise, beta))
 
-        return vmap(one, randomness="error")(self.params, self.buffers, x, noise, beta)
+        if self.vectorise:
+            return vmap(one, randomness="error")(self.params, self.buffers, x, noise, beta)
+        # unbind once per tensor: its backward stacks the K slice gradients in one copy.
+        params = {name: p.unbind(0) for name, p in self.params.items()}
+        buffers = {name: b.unbind(0) for name, b in self.buffers.items()}
+        outputs = [one({n: v[k] for n, v in params.items()}, {n: v[k] for n, v in buffers.items()},
+                       x[k], noise[k], beta[k]) for k in range(len(x))]
+        return (torch.stack([loss for loss, _ in outputs]),
+                {key: torch.stack([terms[key] for _, terms in outputs]) for key in outputs[0][1]})
 
     def clip_gradients(self, max_norm: float) -> None:
         """Per-member global-norm clipping, as torch.nn.utils.clip_grad_norm_ does for one model."""
