@@ -3,7 +3,9 @@
 Three ways to train K conv64 models (Burgess et al., 10 latents, Bernoulli likelihood, Adam) that differ in
 beta and seed, on the same in-memory dSprites subset, in one process:
 
-- `vaelens ensemble`: `train_ensemble`, all K in one vmapped step (what `--executor ensemble` runs);
+- `ensemble, vmap`: `train_ensemble(vectorise=True)`, all K in one vmapped step (the default on CUDA);
+- `ensemble, looped`: `train_ensemble(vectorise=False)`, members one after another on slices of the
+  stacked parameters, one stacked Adam step (the default on CPU);
 - `K x vaelens train`: K sequential `vaelens.training.train` runs;
 - `K x plain loop`: K sequential hand-written PyTorch loops (no checkpoints, logs or NaN checks).
 
@@ -100,11 +102,11 @@ def timed(module, run, warmup: int, last: int, model_images_per_step: int) -> tu
     return clocks[0].rates(warmup, last, model_images_per_step)
 
 
-def bench_ensemble(configs: list, warmup: int) -> tuple[float, float]:
+def bench_ensemble(configs: list, warmup: int, vectorise: bool) -> tuple[float, float]:
     settings = configs[0].train
     with tempfile.TemporaryDirectory() as folder:
         dirs = [Path(folder) / f"member{k}" for k in range(len(configs))]
-        return timed(ensemble_module, lambda: train_ensemble(configs, dirs, progress=False), warmup,
+        return timed(ensemble_module, lambda: train_ensemble(configs, dirs, progress=False, vectorise=vectorise), warmup,
                      settings.steps - 1, len(configs) * settings.batch_size)
 
 
@@ -171,7 +173,8 @@ def main() -> None:
         plain = bench_sequential_plain(sequential, data, device, args.warmup)
         figures = {"K x plain loop": plain,
                    "K x vaelens train": bench_sequential_vaelens(sequential, args.warmup),
-                   "vaelens ensemble": bench_ensemble(configs, args.warmup)}
+                   "ensemble, looped": bench_ensemble(configs, args.warmup, vectorise=False),
+                   "ensemble, vmap": bench_ensemble(configs, args.warmup, vectorise=True)}
         for name, (wall, cpu) in figures.items():
             print(f"{count:>4} {name:>20} {wall:12.0f} {cpu:16.0f} {cpu / plain[1]:18.2f}x", flush=True)
 
