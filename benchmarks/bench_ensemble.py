@@ -157,7 +157,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000, help="dSprites images held in memory")
     parser.add_argument("--sequential-runs", type=int, default=2, help="runs timed for the sequential rows")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     print(f"device: {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads); "
           f"torch {torch.__version__}")
