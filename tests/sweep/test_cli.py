@@ -24,3 +24,19 @@ def test_vaelens_sweep_reports_a_bad_spec_clearly(tmp_path, capsys):
     assert "unknown config key 'loss.bta'" in capsys.readouterr().err
     assert main(["sweep", "no-such-spec", "--out", str(tmp_path / "out")]) == 2
     assert "shipped spec name (dsprites-beta, tiny)" in capsys.readouterr().err
+
+
+def test_ensemble_executor_runs_a_sweep_with_real_analysis(tiny_spec, tmp_path, capsys):
+    tiny_spec.update(grid={"loss.beta": [1.0, 4.0]}, analyze=True, analysis_images=32, analysis_quick=True)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(tiny_spec))
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec_path), "--out", str(out), "--executor", "ensemble", "--no-progress"]) == 0
+    assert "done 2, failed 0, pending 0 (of 2 runs)" in capsys.readouterr().out
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    for run in runs:
+        analysis = json.loads((out / run["dir"] / "analysis.json").read_text())
+        summary = json.loads((out / run["dir"] / "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["ensemble"]["models"] == 2
+        assert 2 <= analysis["num_images"] <= 32
+        assert analysis["rate"] >= 0

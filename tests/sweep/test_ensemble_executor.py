@@ -30,7 +30,7 @@ def recorded_analyses(monkeypatch):
     """A stand-in for vaelens.analysis that writes analysis.json and records which runs it analysed."""
     calls = []
 
-    def analyze_target(run_dir, progress=True, device="auto"):
+    def analyze_target(run_dir, progress=True, device="auto", **options):
         calls.append(run_dir)
         (run_dir / "analysis.json").write_text("{}")
 
@@ -81,7 +81,7 @@ def test_groups_train_skip_fall_back_and_fail_per_run(base_config, tmp_path, rec
 
 
 def test_a_failing_analysis_fails_only_its_run(base_config, tmp_path, monkeypatch):
-    def analyze_target(run_dir, progress=True, device="auto"):
+    def analyze_target(run_dir, progress=True, device="auto", **options):
         raise RuntimeError("no test split here")
 
     monkeypatch.setitem(sys.modules, "vaelens.analysis", types.SimpleNamespace(analyze_target=analyze_target))

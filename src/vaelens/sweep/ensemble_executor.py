@@ -43,12 +43,14 @@ class EnsembleExecutor:
             raise ValueError(f"max_models must be at least 1, got {max_models}")
         self.max_models = int(max_models)
 
-    def execute(self, tasks: Sequence, progress: bool = True, make_outcome: Callable | None = None) -> list:
+    def execute(self, tasks: Sequence, progress: bool = True, make_outcome: Callable | None = None,
+                on_outcome: Callable | None = None) -> list:
         """Train (or skip) every task and return one outcome per task, in the order given.
 
         `make_outcome(run_id=, status=, error=, seconds=)` builds each outcome; by default it is
-        vaelens.sweep.executors.RunOutcome. An ensemble's training time is shared equally among its
-        members; a skipped run's seconds are its analysis time only."""
+        vaelens.sweep.executors.RunOutcome; `on_outcome(outcome)`, if given, hears of each one as soon
+        as it is known (the sweep rewrites sweep.json then). An ensemble's training time is shared
+        equally among its members; a skipped run's seconds are its analysis time only."""
         if make_outcome is None:
             from vaelens.sweep.executors import RunOutcome
 
@@ -58,6 +60,8 @@ class EnsembleExecutor:
         for task in tasks:
             if _is_finished(task.run_dir):
                 outcomes[task.run_id] = self._analyse([task], 0.0, make_outcome)[0]
+                if on_outcome is not None:
+                    on_outcome(outcomes[task.run_id])
             elif unsupported_reason(task.config) is not None:
                 pending.append([task])
             else:
@@ -67,6 +71,8 @@ class EnsembleExecutor:
         for chunk in pending:
             for outcome, task in zip(self._train(chunk, progress, make_outcome), chunk):
                 outcomes[task.run_id] = outcome
+                if on_outcome is not None:
+                    on_outcome(outcome)
         return [outcomes[task.run_id] for task in tasks]
 
     def _train(self, chunk: list, progress: bool, make_outcome: Callable) -> list:
@@ -105,7 +111,9 @@ class EnsembleExecutor:
                 if getattr(task, "analyze", True) and not (Path(task.run_dir) / "analysis.json").is_file():
                     from vaelens.analysis import analyze_target
 
-                    analyze_target(task.run_dir, progress=False, device=task.config.train.device)
+                    analyze_target(task.run_dir, max_images=getattr(task, "analysis_images", 5000),
+                                   quick=getattr(task, "analysis_quick", False), progress=False,
+                                   device=task.config.train.device)
             except Exception as error:  # noqa: BLE001 - recorded per run
                 outcomes.append(make_outcome(run_id=task.run_id, status="failed",
                                              error=f"analysis failed: {_error_text(error)}",
