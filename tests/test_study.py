@@ -1,7 +1,8 @@
 """The study's sweep specs (`vaelens reproduce`) and the demo's, as pure data: no training here.
 
-The end-to-end runs need vaelens.sweep; the adversarial families need vaelens.losses.adversarial
-(each from its own branch): the checks that resolve configs skip with a reason while either is absent.
+The end-to-end runs need vaelens.sweep (from its own branch): the check against its spec parser skips
+with a reason while it is absent. Resolving configs needs only vaelens.config, whose loss.disc_* keys
+exist even where vaelens.losses.adversarial does not.
 """
 
 import importlib.util
@@ -12,7 +13,7 @@ import pytest
 from vaelens.config import resolve
 from vaelens.demo import demo_spec
 from vaelens.report.collect import loss_family
-from vaelens.study import FAMILIES, SCALES, adversarial_available, study_specs, write_index
+from vaelens.study import FAMILIES, SCALES, study_specs, write_index
 
 
 def _variants(spec):
@@ -72,8 +73,6 @@ def test_demo_spec_is_small_additive_and_uses_its_own_feature_network(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["dsprites", "natural"])
 def test_every_study_run_resolves_to_a_valid_config(dataset):
-    if not adversarial_available():
-        pytest.skip("vaelens.losses.adversarial is not in this tree yet (the losses branch adds it)")
     spec = study_specs("full")[dataset]
     overrides = [f"{k}={v if v is not None else 'null'}" for k, v in spec["overrides"].items()]
     for beta, seed, variant in itertools.product(spec["grid"]["loss.beta"], spec["grid"]["train.seed"],

@@ -30,6 +30,10 @@ img { max-width: 100%; } .error { color: #a00; }
 """
 
 
+SECTION_TITLES = ("Rate-distortion", "Information vs beta", "Isotropy and uniformity vs beta",
+                  "Posterior-variance profiles", "Covariance spectra of mu", "Reconstructions", "Latent traversals")
+
+
 @dataclass
 class Figure:
     """One embedded image with a caption."""
@@ -60,9 +64,7 @@ def data_uri(png: bytes) -> str:
 
 def _figure_sections(records: list[RunRecord], traversals: bool, progress: bool) -> list[Section]:
     distortions = distortion_keys(records)
-    sections = {name: Section(name) for name in ("Rate-distortion", "Information vs beta", "Isotropy and "
-                 "uniformity vs beta", "Posterior-variance profiles", "Covariance spectra of mu",
-                 "Reconstructions", "Latent traversals")}
+    sections = {name: Section(name) for name in SECTION_TITLES}
     for dataset in tqdm(plots.datasets(records), desc="report figures", disable=not progress, leave=False):
         if distortions:
             sections["Rate-distortion"].figures.append(Figure(dataset, plots.rate_distortion_figure(
@@ -97,8 +99,8 @@ def _figure_sections(records: list[RunRecord], traversals: bool, progress: bool)
 
 
 def _run_label(record: RunRecord) -> str:
-    return (f"{record.dataset} | {record.loss_family} | {record.convention} | beta={record.beta:g} | "
-            f"seed={record.seed} | {record.run_id}")
+    beta = "?" if record.beta is None else f"{record.beta:g}"
+    return f"{record.dataset} | {record.loss_family} | {record.convention} | beta={beta} | seed={record.seed} | {record.run_id}"
 
 
 def _table(header: list[str], rows: list[list], row_classes: list[str] | None = None) -> str:
@@ -146,10 +148,10 @@ def _status_html(records: list[RunRecord]) -> str:
 
 def render_html(title: str, records: list[RunRecord], payload: dict, sections: list[Section]) -> str:
     """The whole page as one string."""
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             "<p>Information quantities in nats. Every row names its weighting convention. "
-             "Per-run numbers: results.csv beside this page; claims: claims.json.</p>",
+    parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"),
+             ("<p>Information quantities in nats. Every row names its weighting convention. "
+              "Per-run numbers: results.csv beside this page; claims: claims.json.</p>"),
              "<h2>Runs</h2>", _status_html(records), "<h2>Claims</h2>", claims_html(payload)]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
