@@ -63,6 +63,8 @@ DATASETS = {
 """Per data set: preset, the project's own feature network for the perceptual term, w_p (the per-image
 perceptual distance against a pixel sum of 4096-12288 terms), and the conventions studied."""
 
+DISTORTION_IMAGES = 128
+"""Images whose reconstructions are scored (SSIM, MS-SSIM, ...) by the CPU-budget analysis."""
 DISC_WEIGHT = 0.5
 """disc_weight of adversarial runs (times the adaptive weight, as in latent diffusion)."""
 
@@ -154,11 +156,16 @@ def analyze_without_disentanglement(sweep_dir: Path, max_images: int, progress: 
 
     runs = [run for run in read_json(sweep_dir / "sweep.json")["runs"]
             if run["status"] == "finished" and not (sweep_dir / run["dir"] / "analysis.json").is_file()]
+    datasets = {}  # runs of a sweep share their data: load each test split once
     for run in tqdm(runs, desc=f"analyse {sweep_dir.name}", unit="run", disable=not progress):
         loaded = load_run(sweep_dir / run["dir"])
-        data = load_dataset(loaded.config.data, split="test")
+        key = repr(loaded.config.data)
+        if key not in datasets:
+            datasets[key] = load_dataset(loaded.config.data, split="test")
+        data = datasets[key]
         results = analyze(loaded.model, data, objective=loaded.objective, max_images=max_images,
-                          disentanglement=False, seed=loaded.config.data.seed, progress=False)
+                          distortion_images=min(max_images, DISTORTION_IMAGES), disentanglement=False,
+                          seed=loaded.config.data.seed, progress=False)
         write_analysis(results, loaded.run_dir, loaded.model, loaded.objective, data)
 
 

@@ -13,7 +13,7 @@ from vaelens.config import resolve, save_yaml
 from vaelens.io import atomic_write_json
 
 TINY = ["data.subset=128", "model.channels=8", "model.hidden_dim=32", "model.latent_dim=4",
-        "train.steps=8", "train.batch_size=16", "train.checkpoint_every=8", "train.log_every=4",
+        "train.steps=6", "train.batch_size=16", "train.checkpoint_every=6", "train.log_every=4",
         "train.eval_images=16", "train.progress=false", "train.device=cpu", "loss.beta=2.0"]
 # A random-backbone LPIPS stands in for a neural term: pretrained backbones are absent offline.
 PERCEPTUAL = ["loss.perceptual=lpips-squeeze", "loss.lpips_random_backbone=true", "loss.perceptual_weight=100"]
@@ -25,11 +25,11 @@ def write_tiny_sweep(sweep_dir: Path, runs: list[tuple[str, list[str]]], failed:
     from vaelens.data import load_dataset
     from vaelens.training import train
 
-    entries = []
+    entries, test_split = [], None
     for run_id, overrides in runs:
         config = resolve("dsprites-bvae", None, TINY + overrides)
         result = train(config, sweep_dir / "runs" / run_id)
-        data = load_dataset(config.data, split="test")
+        data = test_split = test_split or load_dataset(config.data, split="test")  # all runs share data settings
         results = analyze(result.model, data, objective=result.objective, max_images=64, distortion_images=32,
                           disentanglement=False, progress=False)
         write_analysis(results, result.run_dir, result.model, result.objective, data)

@@ -16,6 +16,6 @@ def test_finished_runs_without_analysis_are_analysed_without_disentanglement(tin
     analyze_without_disentanglement(sweep, max_images=32, progress=False)
     analysis = read_json(sweep / "runs" / "a" / "analysis.json")
     assert analysis["num_images"] == 32 and analysis["units"] == "nats"
-    assert "mutual_information" in analysis and "geometry_active.isoscore" in analysis
+    assert "mutual_information" in analysis and "posterior_variance.normalized_entropy" in analysis
     assert not any(key.startswith("disentanglement.") for key in analysis)
     assert not (sweep / "runs" / "b").exists()
