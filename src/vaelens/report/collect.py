@@ -176,7 +176,11 @@ def distortion_label(key: str) -> tuple[str, str]:
     """(label, better direction) of a distortion key; LPIPS and perceptual distances are 'lower'."""
     if key in DISTORTION_METRICS:
         return DISTORTION_METRICS[key]
-    return key.removeprefix("distortion."), "lower"
+    name = key.removeprefix("distortion.")
+    prefix, separator, source = name.partition(":")
+    if separator and "/" in source:  # a feature network given as a file: its name is enough for a label
+        name = f"{prefix}:{Path(source).name}"
+    return name, "lower"
 
 
 CSV_FIXED = ("run_id", "status", "error", "dataset", "convention", "loss_family", "beta", "seed")
