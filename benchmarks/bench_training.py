@@ -68,19 +68,13 @@ def bench_plain_loop(config, data, device, warmup: int, steps: int) -> float:
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def bench_pythae(config, data, device, warmup: int, steps: int) -> float | None:
-    """pythae's BetaVAE model (its loss and forward) around the same networks, stepped by a plain loop.
-
-    This isolates the model/loss overhead; pythae's BaseTrainer adds its own (issue: speed benchmarks).
-    """
-    try:
-        from pythae.models import BetaVAE, BetaVAEConfig
-    except ImportError:
-        return None
+def _pythae_model(config, data, device):
+    """pythae's BetaVAE around vaelens' conv64 encoder and decoder (so the networks are identical)."""
+    from pythae.models import BetaVAE, BetaVAEConfig
     from pythae.models.base.base_utils import ModelOutput
-    from torch import nn
+    from pythae.models.nn import BaseDecoder, BaseEncoder
 
-    class Encoder(nn.Module):
+    class Encoder(BaseEncoder):
         def __init__(self, vae):
             super().__init__()
             self.vae = vae
@@ -89,7 +83,7 @@ def bench_pythae(config, data, device, warmup: int, steps: int) -> float | None:
             mu, logvar = self.vae.encode(x)
             return ModelOutput(embedding=mu, log_covariance=logvar)
 
-    class Decoder(nn.Module):
+    class Decoder(BaseDecoder):
         def __init__(self, vae):
             super().__init__()
             self.vae = vae
@@ -101,7 +95,19 @@ def bench_pythae(config, data, device, warmup: int, steps: int) -> float | None:
     vae = build_model(config.model, data.image_shape)
     model_config = BetaVAEConfig(input_dim=data.image_shape, latent_dim=config.model.latent_dim,
                                  beta=config.loss.beta, reconstruction_loss="bce")
-    model = BetaVAE(model_config, encoder=Encoder(vae), decoder=Decoder(vae)).to(device)
+    return BetaVAE(model_config, encoder=Encoder(vae), decoder=Decoder(vae)).to(device)
+
+
+def bench_pythae(config, data, device, warmup: int, steps: int) -> float | None:
+    """pythae's BetaVAE model (its loss and forward) around the same networks, stepped by a plain loop.
+
+    This isolates the model/loss overhead; pythae's BaseTrainer adds its own (issue: speed benchmarks).
+    """
+    try:
+        import pythae  # noqa: F401
+    except ImportError:
+        return None
+    model = _pythae_model(config, data, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     batch_size = config.train.batch_size
     started = None
@@ -115,6 +121,40 @@ def bench_pythae(config, data, device, warmup: int, steps: int) -> float | None:
         loss.backward()
         optimizer.step()
     synchronise(device)
+    return steps * batch_size / (time.perf_counter() - started)
+
+
+def bench_pythae_trainer(config, data, device, warmup: int, steps: int) -> float | None:
+    """pythae's own BaseTrainer (per-sample DataLoader, its loss, its logging) on the same networks.
+
+    One epoch over `steps` batches is timed after a warm-up epoch over `warmup` batches; pythae has no
+    notion of steps, so the data set is cut to whole batches of the requested count.
+    """
+    try:
+        from pythae.data.datasets import BaseDataset
+        from pythae.trainers import BaseTrainer, BaseTrainerConfig
+    except ImportError:
+        return None
+    import logging
+
+    logging.getLogger("pythae").setLevel(logging.ERROR)
+    model = _pythae_model(config, data, device)
+    batch_size = config.train.batch_size
+    images = data.images(torch.arange(steps * batch_size)).cpu()
+    warm_images = images[: max(warmup, 1) * batch_size]
+    with tempfile.TemporaryDirectory() as folder:
+        trainer_config = BaseTrainerConfig(output_dir=folder, per_device_train_batch_size=batch_size,
+                                           per_device_eval_batch_size=batch_size, num_epochs=1,
+                                           learning_rate=config.train.lr, no_cuda=device.type != "cuda")
+        labels = torch.zeros(len(images))
+        trainer = BaseTrainer(model, BaseDataset(warm_images, labels[: len(warm_images)]), None, trainer_config)
+        trainer.prepare_training()
+        trainer.train_step(epoch=1)
+        trainer.train_loader = trainer.get_train_dataloader(BaseDataset(images, labels))
+        synchronise(device)
+        started = time.perf_counter()
+        trainer.train_step(epoch=2)
+        synchronise(device)
     return steps * batch_size / (time.perf_counter() - started)
 
 
@@ -136,7 +176,8 @@ def main() -> None:
         data = load_dataset(config.data).to(device)
         plain = bench_plain_loop(config, data, device, args.warmup, args.steps)
         figures = {"plain PyTorch loop": plain, "vaelens": bench_vaelens(config, args.warmup, args.steps),
-                   "pythae BetaVAE (model)": bench_pythae(config, data, device, args.warmup, args.steps)}
+                   "pythae BetaVAE (model)": bench_pythae(config, data, device, args.warmup, args.steps),
+                   "pythae BaseTrainer": bench_pythae_trainer(config, data, device, args.warmup, args.steps)}
         for name, value in figures.items():
             shown = "not installed" if value is None else f"{value:10.0f} {value / plain:8.2f}x"
             print(f"{batch_size:>6} {name:>22} {shown}")

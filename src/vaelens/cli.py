@@ -1,4 +1,4 @@
-"""The `vaelens` command line: train, config, analyze, report, reproduce, demo."""
+"""The `vaelens` command line: train, config, analyze, sweep, report, reproduce, theory, demo, fit-features."""
 
 from __future__ import annotations
 
@@ -73,6 +73,18 @@ def command_analyze(args) -> int:
     return 0
 
 
+def command_sweep(args) -> int:
+    from vaelens.sweep import run_sweep
+
+    result = run_sweep(args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
+                       progress=not args.no_progress, runs_per_gpu=args.runs_per_gpu)
+    if args.no_progress:
+        from vaelens.sweep import summary_table
+
+        print(summary_table(result.runs))
+    return 1 if result.count("failed") else 0
+
+
 def command_report(args) -> int:
     from vaelens.io import read_json
     from vaelens.report import build_report, format_claims_table
@@ -99,6 +111,34 @@ def command_demo(args) -> int:
     from vaelens.demo import run_demo
 
     run_demo(Path(args.out), steps=args.steps, progress=not args.no_progress)
+    return 0
+
+
+def _comma_list(text: str, kind, what: str) -> list:
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise ValueError(f"{what} must be a comma-separated list, got {text!r}") from error
+
+
+def command_theory(args) -> int:
+    from vaelens.theory.experiment import TheoryConfig, run_theory
+
+    config = TheoryConfig(
+        sources=_comma_list(args.sources, str, "--sources"), side=args.side, spectrum=args.spectrum,
+        num_samples=args.samples, latent_dim=args.latent_dim,
+        betas=_comma_list(args.betas, float, "--betas") if args.betas else None, sigma=args.sigma,
+        perceptual_weight=args.perceptual_weight, neural_fraction=args.neural_fraction, features=args.features,
+        metric_images=args.metric_images, steps=args.steps, lr=args.lr, seed=args.seed, progress=not args.no_progress)
+    report = run_theory(config, args.out)
+    print(f"theory written: {Path(args.out) / 'theory.json'} (rates in nats)")
+    for name, source in report["sources"].items():
+        agreeing = sum(run["agreement"]["within_tolerance"] for run in source["runs"])
+        print(f"  {name}: {agreeing}/{len(source['runs'])} runs within 2% (rate) and 5% (variances) of theory")
+        for convention, rows in source["perceptual_effect"].items():
+            changes = ", ".join(f"beta={row['beta']:.3g}: {row['change_trained']:+.3f} {row['direction_trained']} "
+                                f"(theory {row['change_predicted']:+.3f})" for row in rows)
+            print(f"    {convention} - pixel rate: {changes}")
     return 0
 
 
@@ -131,6 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--no-progress", action="store_true", help="hide progress bars")
     analyze.set_defaults(handler=command_analyze)
 
+    sweep = commands.add_parser("sweep", help="train (and analyse) every run of a sweep spec, skipping finished ones")
+    sweep.add_argument("spec", help="sweep spec YAML (examples: src/vaelens/configs/sweeps/)")
+    sweep.add_argument("--out", required=True, help="sweep directory (rerun it to resume)")
+    sweep.add_argument("--executor", default="local", choices=["local", "ray", "ensemble"],
+                       help="local: this machine; ray: Ray tasks (pip install 'vaelens[ray]'); "
+                            "ensemble: same-architecture runs trained together on one device")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="local: parallel processes (with GPUs, runs go round-robin over them)")
+    sweep.add_argument("--address", default=None, help="ray: cluster address (default: start a local Ray)")
+    sweep.add_argument("--runs-per-gpu", type=int, default=1, help="ray: runs sharing one GPU (fractional GPUs)")
+    sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sweep.set_defaults(handler=command_sweep)
+
     report = commands.add_parser("report", help="results.csv, claims.json and a self-contained report.html of a sweep")
     report.add_argument("sweep_dir", help="a sweep directory (the --out of `vaelens sweep` or `vaelens reproduce`)")
     report.add_argument("--no-traversals", action="store_true", help="skip latent traversals (they load each model)")
@@ -155,6 +208,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=None, help="training steps per model (default: demo's own)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(handler=command_demo)
+
+    from vaelens.features.cli import add_fit_features_parser
+
+    add_fit_features_parser(commands)
+
+    theory = commands.add_parser("theory", help="linear VAEs trained under pixel/additive/convex metrics vs the "
+                                                "closed form -> theory.json + plots")
+    theory.add_argument("--out", required=True, help="output directory (new or empty)")
+    theory.add_argument("--sources", default="gaussian,natural", help="comma list: gaussian, natural")
+    theory.add_argument("--side", type=int, default=8, help="images are side x side, one channel (default 8)")
+    theory.add_argument("--spectrum", default="power:2", help="Gaussian eigenvalues: power:ALPHA or side^2 numbers")
+    theory.add_argument("--samples", type=int, default=2048, help="training vectors per source (default 2048)")
+    theory.add_argument("--latent-dim", type=int, default=16, help="latent units (default 16)")
+    theory.add_argument("--betas", help="comma list of KL weights (default: 5 per source across its spectrum)")
+    theory.add_argument("--sigma", type=float, default=0.1, help="Gaussian-likelihood sigma (default 0.1)")
+    theory.add_argument("--perceptual-weight", type=float, default=1.0, help="w of the additive metric I + w G")
+    theory.add_argument("--neural-fraction", type=float, default=0.5, help="a of the convex metric (1-a) I + a G")
+    theory.add_argument("--features", default="random",
+                        help="feature network of G: random (seeded, untrained), a fitted name or a .safetensors file")
+    theory.add_argument("--metric-images", type=int, default=64, help="images the perceptual metric averages over")
+    theory.add_argument("--steps", type=int, default=3000, help="Adam steps per linear VAE (default 3000)")
+    theory.add_argument("--lr", type=float, default=0.02, help="Adam learning rate (default 0.02)")
+    theory.add_argument("--seed", type=int, default=0)
+    theory.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    theory.set_defaults(handler=command_theory)
     return parser
 
 

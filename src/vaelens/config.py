@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     name: str = "dsprites"
-    """Dataset: dsprites | natural | folder | npz | mnist | fashion_mnist | cifar10 | celeba."""
+    """Dataset: dsprites | natural | folder | npz | gaussian | mnist | fashion_mnist | cifar10 | celeba."""
     path: str | None = None
     """Image folder, .npz file or torchvision root; None uses the vaelens cache directory."""
     subset: int | None = None
@@ -100,6 +100,9 @@ class LossConfig:
     """Structural term: ssim | ms_ssim (MS-SSIM needs images of at least 176 pixels)."""
     logvar_init: float = 0.0
     """ldm: initial value of the learned scalar log-variance s."""
+    metric: str | None = None
+    """gaussian only: .npy file with a positive-definite (D, D) M over flattened pixels; the distortion
+    becomes (x - x̂)^T M (x - x̂) / (2 sigma^2) (the linear theory's d_M; None: M = I)."""
 
 
 @dataclass

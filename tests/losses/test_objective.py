@@ -75,6 +75,24 @@ def test_ldm_learned_logvar_reaches_mean_reconstruction_error(batch):
     assert float(objective.ldm_logvar.detach().exp()) == pytest.approx(float(mean_rec), rel=1e-5)
 
 
+def test_ldm_learned_logvar_optimum_includes_the_broadcast_perceptual_term(batch):
+    x, output, mu, logvar = batch
+    likelihood = build_likelihood(LossConfig(likelihood="laplace"), (1, 4, 4))
+    objective = VAEObjective(likelihood, beta=1e-6, convention="ldm", perceptual=squared_feature_term(),
+                             perceptual_weight=2.0)
+    optimizer = torch.optim.LBFGS([objective.ldm_logvar], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = objective(x, output, mu, logvar)["loss"]
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    rec = (x - output).abs() + 2.0 * squared_feature_term()(x, output).view(-1, 1, 1, 1)
+    assert float(objective.ldm_logvar.detach().exp()) == pytest.approx(float(rec.mean()), rel=1e-3)
+
+
 def test_perceptual_gradient_reaches_the_decoder():
     torch.manual_seed(0)
     decoder = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Unflatten(1, (1, 4, 4)))

@@ -17,8 +17,13 @@ from vaelens.metrics.geometry import (
     participation_ratio,
     partition_isotropy,
 )
-from vaelens.metrics.information import aggregate_posterior_decomposition, mutual_information, rate
-from vaelens.metrics.variance import posterior_variance_profile
+from vaelens.metrics.information import (
+    aggregate_posterior_decomposition,
+    gaussian_mi_upper_bound,
+    mutual_information,
+    rate,
+)
+from vaelens.metrics.variance import mean_variance_profile, posterior_variance_profile
 
 F64 = torch.float64
 FEW = settings(max_examples=20, deadline=None)
@@ -106,3 +111,30 @@ def test_decomposition_identities_and_log_n_ceiling_hold_for_any_posterior(seed,
     assert result.mutual_information <= math.log(num_points) + 1e-12
     assert result.rate_monte_carlo == pytest.approx(result.mutual_information + result.marginal_kl, abs=1e-9)
     assert result.marginal_kl == pytest.approx(result.total_correlation + result.dimension_wise_kl, abs=1e-9)
+
+
+@FEW
+@given(st.integers(0, 10**6), st.integers(3, 30), st.integers(2, 4),
+       st.lists(st.floats(1e-2, 1e2), min_size=4, max_size=4))
+def test_rescaling_latent_units_leaves_information_and_uniformity_unchanged(seed, num_points, num_units, scales):
+    """z_j -> c_j z_j is invertible, so I(x; z) and TC stay; the rate (against a fixed prior) does not."""
+    mu, logvar = random_posterior(seed, num_points, num_units)
+    scale = torch.tensor(scales[:num_units], dtype=F64)
+    scaled_mu, scaled_logvar = mu * scale, logvar + 2 * scale.log()
+    noise = torch.randn(1, num_points, num_units, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    original = aggregate_posterior_decomposition(mu, logvar, noise=noise)
+    scaled = aggregate_posterior_decomposition(scaled_mu, scaled_logvar, noise=noise)
+    assert scaled.mutual_information == pytest.approx(original.mutual_information, rel=1e-7, abs=1e-9)
+    assert scaled.total_correlation == pytest.approx(original.total_correlation, rel=1e-7, abs=1e-9)
+    assert gaussian_mi_upper_bound(scaled_mu, scaled_logvar) == pytest.approx(gaussian_mi_upper_bound(mu, logvar),
+                                                                              rel=1e-7, abs=1e-9)
+    # A common factor c on every unit scales both profiles by c^2 and leaves their uniformity alone.
+    common = scales[0]
+    for profile_of, original_input, scaled_input in (
+        (posterior_variance_profile, logvar, logvar + 2 * math.log(common)),
+        (mean_variance_profile, mu, mu * common),
+    ):
+        reference, result = profile_of(original_input), profile_of(scaled_input)
+        assert result.profile == pytest.approx([common**2 * value for value in reference.profile], rel=1e-9)
+        for statistic in ("normalized_entropy", "coefficient_of_variation", "participation_ratio"):
+            assert getattr(result, statistic) == pytest.approx(getattr(reference, statistic), rel=1e-9, abs=1e-12)

@@ -46,6 +46,9 @@ def analyze_target(run_dir=None, *, model_spec: str | None = None, data_spec: st
 
         data_config = _data_config(data_spec, image_size or 64)
         model = load_diffusers_autoencoder(path, data_config.image_size, device)
+        # The model never saw a vaelens split of this data, so every image is evaluation data;
+        # grayscale follows the model's input channels.
+        data_config.test_fraction, data_config.grayscale = 0.0, model.image_shape[0] == 1
         objective, folder = None, Path(out)
     data = load_dataset(data_config, split="test")
     results = analyze(model, data, objective=objective, max_images=max_images, quick=quick, device=device,

@@ -47,7 +47,7 @@ def plot_covariance_spectrum(eigenvalues, path: Path, title: str = "") -> None:
 def plot_kl_per_unit(kl_per_unit, path: Path, threshold_units=None, title: str = "") -> None:
     """Per-unit rate E_x KL_j in nats; active units (by Var(mu) > 0.01) are drawn darker."""
     values = np.asarray(kl_per_unit, dtype=float)
-    figure, axis = plt.subplots(figsize=(max(4, 0.25 * len(values)), 3.2))
+    figure, axis = plt.subplots(figsize=(min(12, max(4, 0.25 * len(values))), 3.2))
     colors = ["tab:blue" if threshold_units is None or threshold_units[i] else "tab:gray"
               for i in range(len(values))]
     axis.bar(np.arange(len(values)), values, color=colors)

@@ -14,6 +14,7 @@ from vaelens.data.cache import cache_dir
 from vaelens.data.dsprites import DSpritesData, dsprites_images_for_factors, full_grid, load_dsprites
 from vaelens.data.dsprites_render import dsprites_classes, dsprites_factor_values, dsprites_index
 from vaelens.data.folder import StreamingImageData, load_folder
+from vaelens.data.gaussian import load_gaussian
 from vaelens.data.natural import load_natural
 from vaelens.data.npz import load_npz
 from vaelens.data.torchvision_sets import load_torchvision
@@ -23,6 +24,7 @@ LOADERS = {
     "natural": load_natural,
     "folder": load_folder,
     "npz": load_npz,
+    "gaussian": load_gaussian,
     "mnist": load_torchvision,
     "fashion_mnist": load_torchvision,
     "cifar10": load_torchvision,

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import torch
 
-from vaelens.metrics.distortion import build_lpips, feature_distance, lpips_metric_name
+from vaelens.metrics.distortion import (
+    MissingBackboneError,
+    build_lpips,
+    feature_distance,
+    lpips_metric_name,
+)
 
 LPIPS_NETS = ("vgg", "alex", "squeeze")
 
@@ -32,8 +37,13 @@ class PerceptualTerm:
 
 
 def _lpips_term(net: str, random_backbone: bool, channels: int, device) -> PerceptualTerm:
+    try:
+        shared = build_lpips(net, pnet_rand=random_backbone)
+    except MissingBackboneError as error:
+        raise MissingBackboneError(f"{error} To train offline instead, use loss.perceptual=features:NAME "
+                                   "(e.g. the sd-vae-offline preset, which uses features:natural-denoising).") from error
     # build_lpips caches one shared module; a private copy can move to this run's device.
-    model = copy.deepcopy(build_lpips(net, pnet_rand=random_backbone)).to(device).eval()
+    model = copy.deepcopy(shared).to(device).eval()
 
     def distance(x, x_hat):
         if channels == 1:

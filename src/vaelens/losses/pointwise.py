@@ -7,7 +7,9 @@ image space) and keeps every normalising constant, so the distortion is a true N
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -48,6 +50,65 @@ class GaussianLikelihood(PointwiseLikelihood):
 
     def describe(self):
         return {"likelihood": self.name, "sigma": self.sigma}
+
+
+class MetricGaussianLikelihood(PointwiseLikelihood):
+    """N(x | x̂, sigma^2 M^-1) over the flattened pixels: the quadratic distortion of the linear theory.
+
+    nll = (x - x̂)^T M (x - x̂) / (2 sigma^2) + D log(sigma sqrt(2 pi)) - 0.5 log det M, with M a fixed
+    positive-definite (D, D) matrix, e.g. I + w J^T J for a linearised perceptual loss (vaelens.theory).
+    """
+
+    name = "gaussian"
+
+    def __init__(self, metric: torch.Tensor, sigma: float = 1.0, source: str = "tensor"):
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"loss.sigma must be positive for the Gaussian likelihood, got {sigma}")
+        metric = torch.as_tensor(metric, dtype=torch.float64)
+        if metric.ndim != 2 or metric.shape[0] != metric.shape[1]:
+            raise ValueError(f"loss.metric {source} must hold a square (D, D) matrix, got shape {tuple(metric.shape)}")
+        if not bool(torch.isfinite(metric).all()):
+            raise ValueError(f"loss.metric {source} has NaN or infinite entries")
+        if (metric - metric.T).abs().max() > 1e-6 * max(1.0, float(metric.abs().max())):
+            raise ValueError(f"loss.metric {source} must be symmetric; store 0.5 * (M + M.T)")
+        metric = 0.5 * (metric + metric.T)
+        cholesky, info = torch.linalg.cholesky_ex(metric)
+        if int(info) != 0:
+            raise ValueError(f"loss.metric {source} must be positive definite (a feature-only metric usually is "
+                             "not: add the pixel identity, e.g. I + w J^T J)")
+        self.sigma = float(sigma)
+        self.source = source
+        self.register_buffer("metric", metric.float(), persistent=False)
+        self.log_det_metric = float(2 * torch.log(torch.diagonal(cholesky)).sum())
+
+    def nll(self, x, output):
+        pixels = x[0].numel()
+        if self.metric.shape[0] != pixels:
+            raise ValueError(f"loss.metric {self.source} is {self.metric.shape[0]} x {self.metric.shape[0]} but the "
+                             f"images have {pixels} pixels; build it for images of shape {tuple(x.shape[1:])}")
+        delta = (x - output).flatten(1)
+        quadratic = torch.einsum("bi,ij,bj->b", delta, self.metric.to(delta.dtype), delta)
+        return (quadratic / (2 * self.sigma**2) + pixels * (math.log(self.sigma) + HALF_LOG_TWO_PI)
+                - 0.5 * self.log_det_metric)
+
+    def describe(self):
+        return {"likelihood": self.name, "sigma": self.sigma, "metric": self.source,
+                "metric_trace": float(self.metric.double().trace()), "metric_log_det": self.log_det_metric}
+
+
+def load_metric(path: str) -> torch.Tensor:
+    """The (D, D) matrix stored in the .npy file loss.metric (no pickles)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"loss.metric file {file} does not exist; save M with numpy.save")
+    try:
+        matrix = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read loss.metric {file} as a .npy array: {error}") from error
+    if not isinstance(matrix, np.ndarray) or not np.issubdtype(matrix.dtype, np.number):
+        raise ValueError(f"loss.metric {file} must hold a numeric (D, D) array")
+    return torch.from_numpy(np.asarray(matrix, dtype=np.float64))
 
 
 class LearnedGaussianLikelihood(PointwiseLikelihood):
@@ -111,7 +172,13 @@ LIKELIHOODS = ("gaussian", "gaussian_learned", "laplace", "bernoulli")
 
 def build_likelihood(config, image_shape) -> PointwiseLikelihood:
     """The likelihood named by `config.likelihood` (a LossConfig)."""
+    metric = getattr(config, "metric", None)
+    if metric and config.likelihood != "gaussian":
+        raise ValueError(f"loss.metric applies to the fixed-sigma Gaussian likelihood only, not "
+                         f"loss.likelihood={config.likelihood}; set loss.likelihood=gaussian or loss.metric=null")
     if config.likelihood == "gaussian":
+        if metric:
+            return MetricGaussianLikelihood(load_metric(metric), config.sigma, str(metric))
         return GaussianLikelihood(config.sigma)
     if config.likelihood == "gaussian_learned":
         if config.learned_sigma not in ("scalar", "pixel"):

@@ -1,0 +1,116 @@
+"""`run_sweep`: expand a spec, run what is not done yet, keep SWEEP_DIR/sweep.json current, print a summary."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from vaelens.io import atomic_write_json, atomic_write_text
+from vaelens.sweep.executors import EXECUTORS, RunOutcome, is_complete
+from vaelens.sweep.spec import SweepSpec, expand, load_spec, spec_to_dict, spec_to_yaml
+
+WEIGHTING_CONVENTION_KEY = "loss.convention"
+
+
+@dataclass
+class SweepResult:
+    out_dir: Path
+    """The sweep directory (spec.yaml, sweep.json, runs/)."""
+    runs: list[dict]
+    """sweep.json's runs: id, dir (relative), axes, status, error, seconds."""
+
+    def count(self, status: str) -> int:
+        return sum(run["status"] == status for run in self.runs)
+
+
+def _previous_seconds(path: Path) -> dict[str, float]:
+    try:
+        return {run["id"]: run.get("seconds") for run in json.loads(path.read_text())["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _construct(executor_class, **options):
+    """Build an executor from the options its constructor accepts (executors take different ones)."""
+    parameters = inspect.signature(executor_class).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return executor_class(**options)
+    return executor_class(**{key: value for key, value in options.items() if key in parameters})
+
+
+def summary_table(runs: list[dict]) -> str:
+    """A plain-text table of the runs (id, axis values, status, seconds, error) and a done/failed/pending line."""
+    axis_keys = list(dict.fromkeys(key for run in runs for key in run["axes"]))
+    header = ["run", *axis_keys, "status", "seconds", "error"]
+    rows = []
+    for run in runs:
+        error = (run.get("error") or "").splitlines()
+        seconds = run.get("seconds")
+        rows.append([run["id"], *(str(run["axes"].get(key, "")) for key in axis_keys), run["status"],
+                     "" if seconds is None else f"{seconds:.1f}", error[0][:70] if error else ""])
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]]
+    counts = {status: sum(run["status"] == status for run in runs) for status in ("finished", "failed", "pending")}
+    lines.append(f"done {counts['finished']}, failed {counts['failed']}, pending {counts['pending']} "
+                 f"(of {len(runs)} runs)")
+    return "\n".join(lines)
+
+
+def run_sweep(spec, out_dir, executor: str = "local", workers: int = 1, address: str | None = None,
+              progress: bool = True, runs_per_gpu: int = 1) -> SweepResult:
+    """Run every run of `spec` (a SweepSpec, a mapping or a YAML path) not already done into `out_dir`.
+
+    Finished runs are skipped, interrupted ones resumed from their last checkpoint, failed ones tried
+    again; a failure is recorded in sweep.json with its error and the other runs go on.
+    """
+    spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor '{executor}'; choose one of: {', '.join(EXECUTORS)}")
+    out_dir = Path(out_dir).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "spec.yaml", spec_to_yaml(spec))
+    tasks = expand(spec, out_dir)
+    sweep_json = out_dir / "sweep.json"
+    seconds = _previous_seconds(sweep_json)
+    runs = {task.run_id: {"id": task.run_id, "dir": str(task.run_dir.relative_to(out_dir)), "axes": task.axes,
+                          "status": "finished" if is_complete(task) else "pending", "error": None,
+                          "seconds": seconds.get(task.run_id)} for task in tasks}
+    pending = [task for task in tasks if runs[task.run_id]["status"] == "pending"]
+
+    def write() -> None:
+        atomic_write_json(sweep_json, {"spec": spec_to_dict(spec), "runs": list(runs.values()),
+                                       "weighting_convention_key": WEIGHTING_CONVENTION_KEY,
+                                       "units": {"seconds": "wall-clock seconds of the last session that ran it"}})
+
+    write()
+    skipped = len(tasks) - len(pending)
+    if progress and skipped:
+        print(f"sweep {spec.name}: {skipped} of {len(tasks)} runs already done, running {len(pending)}")
+    bar = tqdm(total=len(pending), desc=f"sweep {spec.name} ({executor})", unit="run", disable=not progress,
+               dynamic_ncols=True)
+
+    def record(outcome: RunOutcome) -> None:
+        runs[outcome.run_id].update(status=outcome.status, error=outcome.error, seconds=outcome.seconds)
+        write()
+        bar.update(1)
+
+    try:
+        if pending:
+            runner = _construct(EXECUTORS[executor], workers=workers, address=address, runs_per_gpu=runs_per_gpu)
+            # on_outcome lets sweep.json follow each run; an executor without it reports at the end.
+            if "on_outcome" in inspect.signature(runner.execute).parameters:
+                runner.execute(pending, progress, on_outcome=record)
+            else:
+                for outcome in runner.execute(pending, progress):
+                    record(outcome)
+    finally:
+        bar.close()
+    result = SweepResult(out_dir, list(runs.values()))
+    if progress:
+        print(summary_table(result.runs))
+        print(f"sweep directory: {out_dir}")
+    return result

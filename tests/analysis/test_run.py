@@ -1,0 +1,124 @@
+import json
+import math
+import re
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+import vaelens
+from vaelens.analysis import run as run_module
+from vaelens.cli import main
+from vaelens.data import load_dataset
+from vaelens.runs import load_run
+
+FIGURES = ("variance_profile.png", "covariance_spectrum.png", "kl_per_unit.png", "reconstructions.png")
+
+
+def _documented(key: str) -> bool:
+    """A key is documented when its section (text before the first dot) or its name is in the table."""
+    if key.endswith("skipped"):
+        return True
+    name = key.split(".")[0] + ".*" if "." in key else key.removesuffix("_stderr")
+    return re.search(rf"(^|[\s,|])({re.escape(name)})([\s,(|]|$)", run_module.__doc__, re.MULTILINE) is not None
+
+
+def test_cli_analyze_writes_flat_documented_json_and_figures(trained_run, capsys):
+    code = main(["analyze", str(trained_run), "--images", "64", "--quick", "--no-progress", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert "analysis written" in capsys.readouterr().out
+    results = json.loads((trained_run / "analysis.json").read_text())
+    assert all(not isinstance(value, dict) for value in results.values())
+    undocumented = [key for key in results if not _documented(key)]
+    assert not undocumented, f"keys missing from the analysis.run docstring table: {undocumented}"
+    assert results["units"] == "nats" and results["objective.units"] == "nats"
+    assert results["weighting_convention"] == results["objective.convention"] == "additive"
+    assert results["num_images"] == 64 and results["latent_shape"] == [4]
+    assert results["log_num_images"] == pytest.approx(math.log(64))
+    assert results["mutual_information"] <= results["log_num_images"] + 1e-9
+    assert results["rate"] == pytest.approx(sum(results["rate_per_unit"]))
+    assert len(results["active_mask"]) == 4 and results["active_units"] == sum(results["active_mask"])
+    for key in ("mutual_information_stderr", "total_correlation", "geometry.isoscore",
+                "posterior_variance.normalized_entropy", "mean_variance.profile", "distortion.psnr",
+                "distortion.ssim", "disentanglement.mig"):
+        assert key in results, key
+    assert results["disentanglement.quick"] is True
+    # LPIPS is measured where its ImageNet backbone is installed, and otherwise says what is missing.
+    assert "distortion.lpips_alex" in results or "LPIPS backbone" in results["distortion.lpips_alex_skipped"]
+    for name in FIGURES:
+        with Image.open(trained_run / "analysis" / name) as figure:
+            assert figure.format == "PNG" and min(figure.size) > 10
+    assert not list((trained_run / "analysis").glob("*.tmp*"))
+
+
+def test_python_analyze_matches_the_documented_contract(trained_run):
+    loaded = load_run(trained_run)
+    data = load_dataset(loaded.config.data, split="test")
+    arguments = {"objective": loaded.objective, "max_images": 24, "disentanglement": False, "progress": False}
+    first = vaelens.analyze(loaded.model, data, **arguments)
+    again = vaelens.analyze(loaded.model, data, **arguments)
+    assert first["mutual_information"] == again["mutual_information"], "a seed must reproduce the estimate"
+    assert first["num_images"] == 24 and not any(key.startswith("disentanglement.") for key in first)
+    assert first["rate_monte_carlo"] == pytest.approx(first["mutual_information"] + first["marginal_kl"])
+    path = run_module.write_analysis(first, trained_run / "python", loaded.model, loaded.objective, data)
+    assert json.loads(path.read_text())["rate"] == first["rate"]
+    assert all((trained_run / "python" / "analysis" / name).is_file() for name in FIGURES)
+
+
+def test_too_few_images_is_a_clear_error(trained_run):
+    loaded = load_run(trained_run)
+    data = load_dataset(loaded.config.data, split="test")
+    with pytest.raises(ValueError, match="at least 2 images"):
+        vaelens.analyze(loaded.model, data, objective=loaded.objective, max_images=1, progress=False)
+
+
+def _error_of(arguments, capsys) -> str:
+    assert main(["analyze", *arguments, "--no-progress", "--device", "cpu"]) == 2
+    return capsys.readouterr().err
+
+
+def test_missing_run_directory(tmp_path, capsys):
+    assert "not a vaelens run directory" in _error_of([str(tmp_path / "nowhere")], capsys)
+
+
+def test_corrupt_checkpoint(trained_run, tmp_path, capsys):
+    copy = shutil.copytree(trained_run, tmp_path / "copy")
+    tensors = max((copy / "checkpoints").glob("*.safetensors"))
+    tensors.write_bytes(b"not a safetensors file")
+    message = _error_of([str(copy)], capsys)
+    assert "corrupt" in message and tensors.name in message
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    ([], "either a run directory or --model"),
+    (["RUN", "--model", "diffusers:somewhere"], "either a run directory or --model"),
+    (["--model", "onnx:model.onnx", "--data", "natural", "--out", "OUT"], "unknown --model"),
+    (["--model", "diffusers:somewhere", "--out", "OUT"], "needs evaluation data"),
+    (["--model", "diffusers:somewhere", "--data", "natural"], "give --out"),
+    (["--model", "diffusers:MISSING", "--data", "natural", "--out", "OUT"], "no diffusers model folder"),
+])
+def test_bad_target_arguments(arguments, expected, trained_run, tmp_path, capsys):
+    substitutions = {"RUN": str(trained_run), "OUT": str(tmp_path / "out"), "diffusers:MISSING":
+                     f"diffusers:{tmp_path / 'missing'}"}
+    arguments = [substitutions.get(argument, argument) for argument in arguments]
+    assert expected in _error_of(arguments, capsys)
+
+
+def test_analysis_of_identical_codes_records_why_statistics_are_undefined(trained_run):
+    loaded = load_run(trained_run)
+    data = load_dataset(loaded.config.data, split="test")
+
+    class Constant(torch.nn.Module):
+        image_shape, latent_shape = (1, 64, 64), (3,)
+
+        def encode(self, x):
+            return torch.zeros(len(x), 3), torch.zeros(len(x), 3)
+
+        def reconstruct(self, z):
+            return torch.full((len(z), 1, 64, 64), 0.5)
+
+    results = vaelens.analyze(Constant(), data, max_images=16, disentanglement=False, progress=False)
+    assert results["active_units"] == 0 and results["rate"] == 0.0
+    assert "zero variance" in results["geometry.skipped"]
+    assert results["weighting_convention"] == "unknown (pretrained model)"

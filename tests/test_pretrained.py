@@ -1,0 +1,101 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vaelens.cli import main
+
+diffusers = pytest.importorskip("diffusers")
+
+from vaelens.pretrained import DiffusersAutoencoder, load_diffusers_autoencoder
+
+
+def _tiny_autoencoder() -> "diffusers.AutoencoderKL":
+    """A randomly initialised AutoencoderKL: two blocks (downsampling 2), 4 latent channels."""
+    torch.manual_seed(0)
+    return diffusers.AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=4,
+        block_out_channels=(8, 16), sample_size=16,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+    )
+
+
+@pytest.fixture
+def saved_autoencoder(tmp_path):
+    folder = tmp_path / "vae"
+    _tiny_autoencoder().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        pixels = rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"image_{index}.png")
+    return folder
+
+
+def test_adapter_returns_the_raw_latent_distribution():
+    autoencoder = _tiny_autoencoder().eval()
+    adapter = DiffusersAutoencoder(autoencoder, image_size=16)
+    assert adapter.latent_shape == (4, 8, 8) and adapter.image_shape == (3, 16, 16)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        mu, logvar = adapter.encode(x)
+        expected = autoencoder.encode(2 * x - 1).latent_dist
+        reconstruction = adapter.reconstruct(mu)
+    torch.testing.assert_close(mu, expected.mean)
+    torch.testing.assert_close(logvar, expected.logvar)
+    assert reconstruction.shape == x.shape and 0 <= float(reconstruction.min()) <= float(reconstruction.max()) <= 1
+
+
+def test_adapter_names_shape_problems():
+    with pytest.raises(ValueError, match="not divisible"):
+        DiffusersAutoencoder(_tiny_autoencoder(), image_size=15)
+    adapter = DiffusersAutoencoder(_tiny_autoencoder(), image_size=16)
+    with pytest.raises(ValueError, match=r"expects images of shape \(N, 3, 16, 16\)"):
+        adapter.encode(torch.rand(2, 1, 16, 16))
+
+
+def test_loader_needs_a_model_folder(tmp_path, saved_autoencoder):
+    with pytest.raises(FileNotFoundError, match="no diffusers model folder"):
+        load_diffusers_autoencoder(tmp_path / "missing", 16)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no AutoencoderKL config.json"):
+        load_diffusers_autoencoder(tmp_path / "empty", 16)
+    pipeline = tmp_path / "pipeline"
+    pipeline.mkdir()
+    saved_autoencoder.rename(pipeline / "vae")
+    assert load_diffusers_autoencoder(pipeline, 16).latent_shape == (4, 8, 8)
+
+
+def test_cli_probes_a_diffusers_autoencoder(saved_autoencoder, image_folder, tmp_path, capsys):
+    out = tmp_path / "probe"
+    code = main(["analyze", "--model", f"diffusers:{saved_autoencoder}", "--data", f"folder:{image_folder}",
+                 "--image-size", "16", "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "analysis.json").read_text())
+    assert results["num_images"] == 6, "a pretrained probe analyses every image of the folder"
+    assert results["latent_view"] == "element" and results["latent_shape"] == [4, 8, 8]
+    assert results["weighting_convention"] == "unknown (pretrained model)" and results["units"] == "nats"
+    assert results["model.model"] == "diffusers AutoencoderKL"
+    # Per element: every one of the 4 * 8 * 8 latent elements is a unit.
+    assert len(results["rate_per_unit"]) == len(results["active_mask"]) == 256
+    assert len(results["posterior_variance.profile"]) == 256
+    assert results["mutual_information"] <= math.log(6) + 1e-9
+    # Per channel, pooled over the 64 positions of each image.
+    assert results["channel.num_rows"] == 6 * 64
+    assert len(results["channel.rate_per_unit"]) == len(results["channel.posterior_variance.profile"]) == 4
+    assert results["channel.rate"] == pytest.approx(results["rate"] / 64)
+    assert results["channel.marginal_kl"] == pytest.approx(
+        results["channel.total_correlation"] + results["channel.dimension_wise_kl"])
+    assert results["channel.geometry.num_dimensions"] == 4
+    assert not any(key.startswith("disentanglement.") for key in results)
+    for name in ("variance_profile.png", "covariance_spectrum.png", "kl_per_unit.png", "reconstructions.png"):
+        assert (out / "analysis" / name).is_file(), name
