@@ -85,6 +85,28 @@ def command_sweep(args) -> int:
     return 1 if result.count("failed") else 0
 
 
+def command_report(args) -> int:
+    from vaelens.io import read_json
+    from vaelens.report import build_report, format_claims_table
+
+    path = build_report(args.sweep_dir, traversals=not args.no_traversals, progress=not args.no_progress)
+    print(format_claims_table(read_json(path.parent / "claims.json")))
+    print(f"report written: {path} (with results.csv and claims.json)")
+    return 0
+
+
+def command_reproduce(args) -> int:
+    from vaelens.io import read_json
+    from vaelens.report import format_claims_table
+    from vaelens.study import reproduce
+
+    path = reproduce("full" if args.full else "quick", args.out, executor=args.executor, workers=args.workers,
+                     address=args.address, progress=not args.no_progress)
+    print(format_claims_table(read_json(path.parent / "claims.json")))
+    print(f"report: {path}")
+    return 0
+
+
 def command_demo(args) -> int:
     from vaelens.demo import run_demo
 
@@ -161,6 +183,25 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--runs-per-gpu", type=int, default=1, help="ray: runs sharing one GPU (fractional GPUs)")
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sweep.set_defaults(handler=command_sweep)
+
+    report = commands.add_parser("report", help="results.csv, claims.json and a self-contained report.html of a sweep")
+    report.add_argument("sweep_dir", help="a sweep directory (the --out of `vaelens sweep` or `vaelens reproduce`)")
+    report.add_argument("--no-traversals", action="store_true", help="skip latent traversals (they load each model)")
+    report.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    report.set_defaults(handler=command_report)
+
+    reproduce = commands.add_parser("reproduce", help="the study of PAPER.md: sweeps, claims.json and report.html")
+    size = reproduce.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small subsets and few steps, ~30 min on 2 CPU cores "
+                                                           "(the default)")
+    size.add_argument("--full", action="store_true", help="the presets' models and steps: for a GPU")
+    reproduce.add_argument("--out", required=True, help="output directory (rerun to resume)")
+    reproduce.add_argument("--executor", default="local", choices=["local", "ray", "ensemble"],
+                           help="how runs are executed (see `vaelens sweep`)")
+    reproduce.add_argument("--workers", type=int, default=1, help="local: parallel worker processes")
+    reproduce.add_argument("--address", default=None, help="ray: cluster address (default: a local Ray)")
+    reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    reproduce.set_defaults(handler=command_reproduce)
 
     demo = commands.add_parser("demo", help="the quick study on the embedded data (a few minutes on a CPU)")
     demo.add_argument("--out", default="vaelens-demo", help="output directory (default: ./vaelens-demo)")

@@ -1,0 +1,216 @@
+"""Read a sweep directory (sweep.json + one folder per run) into flat run records, and write results.csv.
+
+A record joins what the sweep says about a run (axes, status, error) with its resolved config,
+its trainer summary and its analysis, plus the derived labels the report groups by: data set,
+weighting convention, loss family, beta and seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vaelens.config import load_yaml
+from vaelens.io import atomic_write_text, read_json
+
+LOSS_FAMILIES = ("pointwise", "+perceptual", "+adversarial", "+both")
+"""Loss families in display order: pointwise alone, plus a perceptual term, a discriminator, or both."""
+
+METRIC_KEYS = {
+    "rate": ("rate",),
+    "mutual_information": ("mutual_information",),
+    "active_units": ("active_units",),
+    "isoscore_active": ("geometry_active.isoscore", "geometry.isoscore"),
+    "participation_ratio_active": ("geometry_active.participation_ratio", "geometry.participation_ratio"),
+    "isoscore": ("geometry.isoscore",),
+    "effective_rank": ("geometry.effective_rank",),
+    "variance_entropy": ("posterior_variance.normalized_entropy",),
+    "variance_cv": ("posterior_variance.coefficient_of_variation",),
+    "variance_participation_ratio": ("posterior_variance.participation_ratio",),
+}
+"""Report metric -> analysis.json keys to try in order. Geometry over active units falls back to all
+units when a run has fewer than two active units (its analysis then skips the active view)."""
+
+DISTORTION_METRICS = {
+    "distortion.mse": ("MSE per pixel", "lower"),
+    "distortion.psnr": ("PSNR (dB)", "higher"),
+    "distortion.ssim": ("SSIM", "higher"),
+    "distortion.ms_ssim": ("MS-SSIM", "higher"),
+    "distortion.feature": ("feature distance", "lower"),
+}
+"""Distortion keys of analysis.json with a label and which direction is better. LPIPS keys and the
+run's own training perceptual distance (distortion.training_*) are picked up by prefix."""
+
+
+@dataclass
+class RunRecord:
+    """One run of a sweep, with everything the report needs."""
+
+    run_id: str
+    """The run's id in sweep.json."""
+    run_dir: Path
+    """Absolute path of the run directory."""
+    axes: dict
+    """The sweep axes that distinguish this run (dotted key -> value)."""
+    status: str
+    """finished | failed | pending (from sweep.json)."""
+    error: str | None
+    """Why the run failed, when it did."""
+    config: dict = field(default_factory=dict)
+    """The run's resolved config (nested, as in config.yaml); empty when the file is missing."""
+    summary: dict = field(default_factory=dict)
+    """summary.json of the trainer; empty when missing."""
+    analysis: dict = field(default_factory=dict)
+    """analysis.json; empty when the run was not analysed."""
+
+    def setting(self, dotted: str, default=None):
+        """A config value by dotted key, e.g. 'loss.beta'."""
+        value = self.config
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return default
+            value = value[part]
+        return value
+
+    @property
+    def dataset(self) -> str:
+        name = self.setting("data.name", "unknown")
+        size = self.setting("data.image_size")
+        return f"{name}-{size}" if size else str(name)
+
+    @property
+    def convention(self) -> str:
+        return self.summary.get("weighting_convention") or self.setting("loss.convention", "unknown")
+
+    @property
+    def beta(self) -> float | None:
+        value = self.setting("loss.beta")
+        return float(value) if value is not None else None
+
+    @property
+    def seed(self) -> int | None:
+        return self.setting("train.seed")
+
+    @property
+    def loss_family(self) -> str:
+        return loss_family(self.config)
+
+    def metric(self, name: str) -> float | None:
+        """A report metric (METRIC_KEYS) or a raw analysis key; None when absent or not finite."""
+        for key in METRIC_KEYS.get(name, (name,)):
+            value = self.analysis.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                return float(value)
+        return None
+
+    def metric_key(self, name: str) -> str | None:
+        """Which analysis.json key `metric(name)` read (for the record in claims.json)."""
+        for key in METRIC_KEYS.get(name, (name,)):
+            if isinstance(self.analysis.get(key), (int, float)):
+                return key
+        return None
+
+    @property
+    def usable(self) -> bool:
+        """Finished and analysed: the only runs that enter figures and claims."""
+        return self.status == "finished" and bool(self.analysis)
+
+
+def loss_family(config: dict) -> str:
+    """pointwise / +perceptual / +adversarial / +both from a nested config's loss section."""
+    loss = config.get("loss", {}) if isinstance(config, dict) else {}
+    perceptual = bool(loss.get("perceptual"))
+    adversarial = float(loss.get("disc_weight") or 0.0) > 0
+    if perceptual and adversarial:
+        return "+both"
+    if perceptual:
+        return "+perceptual"
+    if adversarial:
+        return "+adversarial"
+    return "pointwise"
+
+
+def _read_optional(path: Path) -> dict:
+    return read_json(path) if path.is_file() else {}
+
+
+def load_sweep(sweep_dir: str | Path) -> list[RunRecord]:
+    """Every run listed in SWEEP_DIR/sweep.json, with its config, summary and analysis where present."""
+    sweep_dir = Path(sweep_dir).expanduser()
+    index_path = sweep_dir / "sweep.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{sweep_dir} is not a sweep directory (no sweep.json); "
+                                "give the --out directory of `vaelens sweep` or `vaelens reproduce`")
+    index = read_json(index_path)
+    runs = index.get("runs")
+    if not isinstance(runs, list):
+        raise ValueError(f"{index_path} has no 'runs' list; was it written by `vaelens sweep`?")
+    records = []
+    for position, entry in enumerate(runs):
+        missing = [key for key in ("id", "dir", "status") if key not in entry]
+        if missing:
+            raise ValueError(f"{index_path}: run #{position} lacks {', '.join(missing)}")
+        run_dir = sweep_dir / entry["dir"]
+        config_path = run_dir / "config.yaml"
+        records.append(RunRecord(
+            run_id=str(entry["id"]), run_dir=run_dir, axes=dict(entry.get("axes") or {}),
+            status=str(entry["status"]), error=entry.get("error"),
+            config=load_yaml(config_path) if config_path.is_file() else {},
+            summary=_read_optional(run_dir / "summary.json"),
+            analysis=_read_optional(run_dir / "analysis.json")))
+    return records
+
+
+def distortion_keys(records: list[RunRecord]) -> list[str]:
+    """Numeric distortion keys present in at least one usable run, known ones first."""
+    present = {key for record in records if record.usable for key, value in record.analysis.items()
+               if key.startswith("distortion.") and isinstance(value, (int, float)) and key != "distortion.mse_sum"}
+    known = [key for key in DISTORTION_METRICS if key in present]
+    return known + sorted(present - set(known))
+
+
+def distortion_label(key: str) -> tuple[str, str]:
+    """(label, better direction) of a distortion key; LPIPS and perceptual distances are 'lower'."""
+    if key in DISTORTION_METRICS:
+        return DISTORTION_METRICS[key]
+    name = key.removeprefix("distortion.")
+    prefix, separator, source = name.partition(":")
+    if separator and "/" in source:  # a feature network given as a file: its name is enough for a label
+        name = f"{prefix}:{Path(source).name}"
+    return name, "lower"
+
+
+CSV_FIXED = ("run_id", "status", "error", "dataset", "convention", "loss_family", "beta", "seed")
+CSV_METRICS = ("rate", "mutual_information", "active_units", "isoscore", "isoscore_active",
+               "participation_ratio_active", "effective_rank", "variance_entropy", "variance_cv",
+               "variance_participation_ratio")
+
+
+def results_table(records: list[RunRecord]) -> tuple[list[str], list[list]]:
+    """Header and rows of results.csv: one row per run, axes, labels, metrics (nats) and distortions."""
+    axis_keys = sorted({key for record in records for key in record.axes})
+    distortions = distortion_keys(records)
+    header = [*CSV_FIXED, *(f"axis:{key}" for key in axis_keys), *CSV_METRICS, *distortions]
+    rows = []
+    for record in records:
+        row = [record.run_id, record.status, record.error or "", record.dataset, record.convention,
+               record.loss_family, record.beta, record.seed]
+        row += [record.axes.get(key, "") for key in axis_keys]
+        row += [record.metric(name) for name in CSV_METRICS]
+        row += [record.metric(key) for key in distortions]
+        rows.append(["" if value is None else value for value in row])
+    return header, rows
+
+
+def write_results_csv(records: list[RunRecord], path: Path) -> Path:
+    """results.csv (atomic). Information metrics are in nats; the convention column names the weighting."""
+    header, rows = results_table(records)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(Path(path), buffer.getvalue())
+    return Path(path)

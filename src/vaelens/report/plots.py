@@ -1,0 +1,139 @@
+"""Figures of a sweep, as PNG bytes: rate-distortion, information and isotropy vs beta, variance
+profiles and covariance spectra. Colour = loss family, line style = weighting convention; points are
+means over seeds and bars span +-1 standard deviation over seeds."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vaelens.report.collect import LOSS_FAMILIES, RunRecord, distortion_label  # noqa: E402
+
+FAMILY_COLORS = dict(zip(LOSS_FAMILIES, ("tab:gray", "tab:blue", "tab:red", "tab:purple")))
+CONVENTION_STYLES = {"additive": "-", "convex": "--", "ldm": ":"}
+METRIC_LABELS = {
+    "rate": "rate R (nats)", "mutual_information": "I(x; z) (nats)",
+    "isoscore_active": "IsoScore of mu (active units)",
+    "participation_ratio_active": "participation ratio (active units)",
+    "variance_entropy": "normalised entropy of E sigma^2",
+}
+
+
+def figure_png(figure) -> bytes:
+    """Render a figure to PNG bytes and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _line_style(family: str, convention: str) -> dict:
+    return {"color": FAMILY_COLORS.get(family, "black"), "linestyle": CONVENTION_STYLES.get(convention, "-.")}
+
+
+def datasets(records: list[RunRecord]) -> list[str]:
+    return sorted({record.dataset for record in records if record.usable})
+
+
+def _curves(records: list[RunRecord], dataset: str) -> dict[tuple[str, str], dict[float, list[RunRecord]]]:
+    """(family, convention) -> beta -> the usable runs (one per seed) of `dataset`."""
+    curves: dict = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        if record.usable and record.dataset == dataset and record.beta is not None:
+            curves[(record.loss_family, record.convention)][record.beta].append(record)
+    order = {family: index for index, family in enumerate(LOSS_FAMILIES)}
+    return dict(sorted(curves.items(), key=lambda item: (order.get(item[0][0], 99), item[0][1])))
+
+
+def _mean_std(runs: list[RunRecord], metric: str) -> tuple[float, float] | None:
+    values = [value for value in (run.metric(metric) for run in runs) if value is not None]
+    if not values:
+        return None
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _legend(axis) -> None:
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(frameon=False, fontsize=7)
+
+
+def rate_distortion_figure(records: list[RunRecord], dataset: str, distortion_keys: list[str]) -> bytes:
+    """Rate against each distortion metric (one panel each), a curve per loss family and convention."""
+    curves = _curves(records, dataset)
+    figure, axes = plt.subplots(1, len(distortion_keys), figsize=(4.2 * len(distortion_keys), 3.4), squeeze=False)
+    for axis, key in zip(axes[0], distortion_keys):
+        label, better = distortion_label(key)
+        for (family, convention), by_beta in curves.items():
+            points = [(_mean_std(runs, key), _mean_std(runs, "rate")) for _, runs in sorted(by_beta.items())]
+            points = [(d, r) for d, r in points if d is not None and r is not None]
+            if points:
+                axis.errorbar([d[0] for d, _ in points], [r[0] for _, r in points],
+                              xerr=[d[1] for d, _ in points], yerr=[r[1] for _, r in points], marker="o",
+                              markersize=3, capsize=2, label=f"{family} ({convention})",
+                              **_line_style(family, convention))
+        axis.set_xlabel(f"{label} ({better} is better)")
+        axis.set_ylabel("rate R (nats)")
+        axis.set_title(f"{dataset}: rate-distortion")
+        _legend(axis)
+    return figure_png(figure)
+
+
+def metrics_vs_beta_figure(records: list[RunRecord], dataset: str, metrics: list[str], title: str) -> bytes:
+    """One panel per metric against beta (log scale), a curve per loss family and convention."""
+    curves = _curves(records, dataset)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        for (family, convention), by_beta in curves.items():
+            points = [(beta, _mean_std(runs, metric)) for beta, runs in sorted(by_beta.items())]
+            points = [(beta, stat) for beta, stat in points if stat is not None]
+            if points:
+                axis.errorbar([beta for beta, _ in points], [s[0] for _, s in points], yerr=[s[1] for _, s in points],
+                              marker="o", markersize=3, capsize=2, label=f"{family} ({convention})",
+                              **_line_style(family, convention))
+        if any(beta > 0 for by_beta in curves.values() for beta in by_beta):
+            axis.set_xscale("log")
+        axis.set_xlabel("beta")
+        axis.set_ylabel(METRIC_LABELS.get(metric, metric))
+        axis.set_title(f"{dataset}: {title}")
+        _legend(axis)
+    return figure_png(figure)
+
+
+def _mean_profile(runs: list[RunRecord], key: str, normalise: bool) -> np.ndarray | None:
+    """Mean over seeds of a sorted per-unit vector from analysis.json (optionally normalised to sum 1)."""
+    profiles = []
+    for run in runs:
+        values = run.analysis.get(key)
+        if isinstance(values, list) and values:
+            profile = np.sort(np.asarray(values, dtype=float))[::-1]
+            if normalise and profile.sum() > 0:
+                profile = profile / profile.sum()
+            profiles.append(profile)
+    if not profiles or len({len(p) for p in profiles}) != 1:
+        return None
+    return np.mean(profiles, axis=0)
+
+
+def profiles_figure(records: list[RunRecord], dataset: str, key: str, ylabel: str, title: str,
+                    normalise: bool) -> bytes:
+    """Sorted per-unit vectors (variance profile or covariance spectrum) overlaid per loss, a panel per beta."""
+    curves = _curves(records, dataset)
+    betas = sorted({beta for by_beta in curves.values() for beta in by_beta})
+    figure, axes = plt.subplots(1, max(1, len(betas)), figsize=(3.8 * max(1, len(betas)), 3.3), squeeze=False)
+    for axis, beta in zip(axes[0], betas):
+        for (family, convention), by_beta in curves.items():
+            profile = _mean_profile(by_beta.get(beta, []), key, normalise)
+            if profile is not None:
+                axis.semilogy(np.arange(1, len(profile) + 1), np.clip(profile, 1e-12, None), marker="o",
+                              markersize=3, label=f"{family} ({convention})", **_line_style(family, convention))
+        axis.set_xlabel("unit / component (sorted)")
+        axis.set_ylabel(ylabel)
+        axis.set_title(f"{dataset}, beta={beta:g}: {title}")
+        _legend(axis)
+    return figure_png(figure)

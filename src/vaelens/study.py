@@ -1,0 +1,201 @@
+"""`vaelens reproduce`: the study of PAPER.md as sweeps, then claims.json and report.html.
+
+Losses {pointwise, +perceptual, +adversarial, +both} x a beta grid x seeds x weighting conventions
+(additive and convex everywhere; latent-diffusion's ldm on natural patches, the SD-style setting it
+was made for) on dSprites and natural photo patches. Each data set is one sweep under
+OUT/<data set>/; OUT/sweep.json indexes all their runs, so OUT is itself a sweep directory that
+`vaelens report OUT` can rebuild.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaelens.io import atomic_write_json, read_json
+
+FAMILIES = ("pointwise", "+perceptual", "+adversarial", "+both")
+
+
+@dataclass(frozen=True)
+class StudyScale:
+    """How big each run of the study is."""
+
+    steps: int
+    """Training steps per run."""
+    subset: int | None
+    """Training images (None: the whole data set)."""
+    betas: tuple[float, ...]
+    """The beta grid."""
+    seeds: tuple[int, ...]
+    """Seeds per setting (the claims' intervals are over these)."""
+    channels: int
+    """Convolution channels of conv64."""
+    hidden_dim: int
+    """Fully connected width of conv64."""
+    batch_size: int
+    """Images per step."""
+    analysis_images: int
+    """Images each analysis encodes."""
+    disc_channels: int
+    """PatchGAN ndf."""
+    disc_layers: int
+    """PatchGAN stride-2 layers."""
+
+
+SCALES = {
+    # Sized for 2 CPU cores and 30 minutes (108 runs, ~20 CPU-seconds each, after ~6 minutes fitting the two
+    # feature networks): narrow models, small batches, few steps, two betas. Its verdicts are a smoke test.
+    "quick": StudyScale(steps=80, subset=1024, betas=(1.0, 4.0), seeds=(0, 1, 2), channels=8, hidden_dim=32,
+                        batch_size=16, analysis_images=256, disc_channels=16, disc_layers=2),
+    # For a GPU: the presets' architectures and step counts, a five-point beta grid.
+    "full": StudyScale(steps=20000, subset=None, betas=(0.25, 0.5, 1.0, 2.0, 4.0), seeds=(0, 1, 2), channels=32,
+                       hidden_dim=256, batch_size=64, analysis_images=5000, disc_channels=64, disc_layers=3),
+}
+
+DATASETS = {
+    "dsprites": {"preset": "dsprites-bvae", "features": "dsprites-supervised", "perceptual_weight": 100.0,
+                 "conventions": ("additive", "convex")},
+    "natural": {"preset": "natural-bvae", "features": "natural-denoising", "perceptual_weight": 100.0,
+                "conventions": ("additive", "convex", "ldm")},
+}
+"""Per data set: preset, the project's own feature network for the perceptual term, w_p (the per-image
+perceptual distance against a pixel sum of 4096-12288 terms), and the conventions studied."""
+
+DISTORTION_IMAGES = 128
+"""Images whose reconstructions are scored (SSIM, MS-SSIM, ...) by the CPU-budget analysis."""
+DISC_WEIGHT = 0.5
+"""disc_weight of adversarial runs (times the adaptive weight, as in latent diffusion)."""
+
+
+def adversarial_available() -> bool:
+    """Whether this vaelens has the adversarial term (vaelens.losses.adversarial)."""
+    return importlib.util.find_spec("vaelens.losses.adversarial") is not None
+
+
+def loss_variants(dataset: str, families=FAMILIES, perceptual: str | None = None) -> dict[str, list]:
+    """The zipped loss axis of one data set: every (family, convention) with a neural term, plus the
+    pointwise baselines (additive; ldm's own |x - x̂| baseline where ldm is studied). The convex mix
+    has no pointwise-only form, its baseline is the additive pointwise run."""
+    settings = DATASETS[dataset]
+    perceptual = perceptual or f"features:{settings['features']}"
+    unknown = set(families) - set(FAMILIES)
+    if unknown or "pointwise" not in families:
+        raise ValueError(f"families must include 'pointwise' and come from {', '.join(FAMILIES)}; got {families}")
+    axis: dict[str, list] = {"loss.convention": [], "loss.perceptual": [], "loss.disc_weight": [],
+                             "loss.likelihood": []}
+    base_likelihood = "bernoulli" if dataset == "dsprites" else "gaussian"
+    for convention in settings["conventions"]:
+        for family in families:
+            if family == "pointwise" and convention == "convex":
+                continue
+            axis["loss.convention"].append(convention)
+            axis["loss.perceptual"].append(perceptual if family in ("+perceptual", "+both") else None)
+            axis["loss.disc_weight"].append(DISC_WEIGHT if family in ("+adversarial", "+both") else 0.0)
+            axis["loss.likelihood"].append("laplace" if convention == "ldm" else base_likelihood)
+    return axis
+
+
+def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: str | None = None) -> dict:
+    """The sweep spec (vaelens.sweep format) of one data set of the study."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown study data set '{dataset}'; available: {', '.join(DATASETS)}")
+    settings = DATASETS[dataset]
+    overrides = {"data.subset": scale.subset, "model.channels": scale.channels,
+                 "model.hidden_dim": scale.hidden_dim, "train.steps": scale.steps,
+                 "train.batch_size": scale.batch_size, "train.checkpoint_every": max(1, scale.steps // 4),
+                 "train.log_every": max(1, scale.steps // 20), "loss.perceptual_weight": settings["perceptual_weight"],
+                 "loss.disc_channels": scale.disc_channels, "loss.disc_layers": scale.disc_layers,
+                 "loss.disc_start": scale.steps // 4}
+    return {"name": f"study-{dataset}", "preset": settings["preset"], "overrides": overrides,
+            "grid": {"loss.beta": list(scale.betas), "train.seed": list(scale.seeds)},
+            "zip": [loss_variants(dataset, families, perceptual)],
+            "analyze": True, "analysis_images": scale.analysis_images, "analysis_quick": True}
+
+
+def study_specs(scale_name: str, datasets=tuple(DATASETS), families=FAMILIES) -> dict[str, dict]:
+    """Data set -> sweep spec for `vaelens reproduce --quick|--full`."""
+    if scale_name not in SCALES:
+        raise ValueError(f"unknown study scale '{scale_name}'; available: {', '.join(SCALES)}")
+    return {dataset: study_spec(dataset, SCALES[scale_name], families) for dataset in datasets}
+
+
+def write_index(out_dir: Path, sweep_dirs: dict[str, Path], specs: dict[str, dict]) -> Path:
+    """OUT/sweep.json listing the runs of every sub-sweep with paths relative to OUT."""
+    runs = []
+    for name, sweep_dir in sweep_dirs.items():
+        for run in read_json(sweep_dir / "sweep.json")["runs"]:
+            runs.append({**run, "id": f"{name}/{run['id']}",
+                         "dir": str((sweep_dir / run["dir"]).relative_to(out_dir))})
+    path = out_dir / "sweep.json"
+    atomic_write_json(path, {"spec": {"study": specs}, "runs": runs})
+    return path
+
+
+def _ensure_feature_networks(specs: dict[str, dict], progress: bool) -> None:
+    """Fit the study's feature networks once, before any run asks for them (runs may be in parallel)."""
+    from vaelens.features import resolve_feature_network
+
+    names = {value.split(":", 1)[1] for spec in specs.values() for value in spec["zip"][0]["loss.perceptual"]
+             if value and value.startswith("features:")}
+    for name in sorted(names):
+        if not name.endswith(".safetensors"):
+            resolve_feature_network(name, progress=progress)
+
+
+def analyze_without_disentanglement(sweep_dir: Path, max_images: int, progress: bool = True) -> None:
+    """analysis.json for every finished run of a sweep that lacks one, skipping the disentanglement
+    scores: the claims do not use them, and FactorVAE's votes render ~10^5 dSprites per run, more
+    than a whole CPU-sized study can spend."""
+    from tqdm.auto import tqdm
+
+    from vaelens.analysis import analyze, write_analysis
+    from vaelens.data import load_dataset
+    from vaelens.runs import load_run
+
+    runs = [run for run in read_json(sweep_dir / "sweep.json")["runs"]
+            if run["status"] == "finished" and not (sweep_dir / run["dir"] / "analysis.json").is_file()]
+    datasets = {}  # runs of a sweep share their data: load each test split once
+    for run in tqdm(runs, desc=f"analyse {sweep_dir.name}", unit="run", disable=not progress):
+        loaded = load_run(sweep_dir / run["dir"])
+        key = repr(loaded.config.data)
+        if key not in datasets:
+            datasets[key] = load_dataset(loaded.config.data, split="test")
+        data = datasets[key]
+        results = analyze(loaded.model, data, objective=loaded.objective, max_images=max_images,
+                          distortion_images=min(max_images, DISTORTION_IMAGES), disentanglement=False,
+                          seed=loaded.config.data.seed, progress=False)
+        write_analysis(results, loaded.run_dir, loaded.model, loaded.objective, data)
+
+
+def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", workers: int = 1,
+              address: str | None = None, progress: bool = True, disentanglement: bool = True) -> Path:
+    """Run each data set's sweep into OUT/<data set>, index them, and build OUT/report.html + claims.json.
+
+    disentanglement=False analyses the runs here without the disentanglement scores (CPU budgets)."""
+    from vaelens.report import build_report
+    from vaelens.sweep import run_sweep
+
+    out_dir = Path(out_dir).expanduser()
+    _ensure_feature_networks(specs, progress)
+    sweep_dirs = {}
+    for dataset, spec in specs.items():
+        sweep_dirs[dataset] = out_dir / dataset
+        run_sweep({**spec, "analyze": disentanglement}, sweep_dirs[dataset], executor=executor, workers=workers,
+                  address=address, progress=progress)
+        if not disentanglement:
+            analyze_without_disentanglement(sweep_dirs[dataset], spec["analysis_images"], progress)
+    write_index(out_dir, sweep_dirs, specs)
+    return build_report(out_dir, progress=progress)
+
+
+def reproduce(scale_name: str, out_dir, *, executor: str = "local", workers: int = 1, address: str | None = None,
+              progress: bool = True) -> Path:
+    """`vaelens reproduce`: the whole study at `scale_name` (quick | full); returns report.html's path."""
+    families = FAMILIES if adversarial_available() else ("pointwise", "+perceptual")
+    if families != FAMILIES:
+        print("vaelens reproduce: this installation has no adversarial term (vaelens.losses.adversarial); "
+              "running pointwise and +perceptual only")
+    return run_study(study_specs(scale_name, families=families), out_dir, executor=executor, workers=workers,
+                     address=address, progress=progress, disentanglement=scale_name == "full")

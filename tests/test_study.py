@@ -1,0 +1,103 @@
+"""The study's sweep specs (`vaelens reproduce`) and the demo's, as pure data: no training here.
+
+The end-to-end runs need vaelens.sweep (from its own branch): the check against its spec parser skips
+with a reason while it is absent. Resolving configs needs only vaelens.config, whose loss.disc_* keys
+exist even where vaelens.losses.adversarial does not.
+"""
+
+import importlib.util
+import itertools
+
+import pytest
+
+from vaelens.config import resolve
+from vaelens.demo import demo_spec
+from vaelens.report.collect import loss_family
+from vaelens.study import FAMILIES, SCALES, study_specs, write_index
+
+
+def _variants(spec):
+    group = spec["zip"][0]
+    lengths = {len(values) for values in group.values()}
+    assert len(lengths) == 1, "zipped axes must have equal lengths"
+    return [dict(zip(group, values)) for values in zip(*group.values())]
+
+
+def _family(variant):
+    return loss_family({"loss": {"perceptual": variant["loss.perceptual"], "disc_weight": variant["loss.disc_weight"]}})
+
+
+def test_quick_study_covers_families_conventions_betas_and_three_seeds():
+    specs = study_specs("quick")
+    assert set(specs) == {"dsprites", "natural"}
+    for dataset, spec in specs.items():
+        assert spec["grid"]["train.seed"] == [0, 1, 2] and len(spec["grid"]["loss.beta"]) >= 2
+        pairs = {(_family(v), v["loss.convention"]) for v in _variants(spec)}
+        conventions = {"additive", "convex", "ldm"} if dataset == "natural" else {"additive", "convex"}
+        assert pairs == {(f, c) for f in FAMILIES for c in conventions if (f, c) != ("pointwise", "convex")}
+        for variant in _variants(spec):
+            assert (variant["loss.likelihood"] == "laplace") == (variant["loss.convention"] == "ldm")
+            if variant["loss.perceptual"]:
+                assert variant["loss.perceptual"].startswith("features:")  # the project's own networks
+        assert spec["overrides"]["train.steps"] == SCALES["quick"].steps
+
+
+def test_full_study_is_larger_than_quick():
+    quick, full = study_specs("quick")["dsprites"], study_specs("full")["dsprites"]
+    assert full["overrides"]["train.steps"] > quick["overrides"]["train.steps"]
+    assert len(full["grid"]["loss.beta"]) > len(quick["grid"]["loss.beta"])
+    assert full["overrides"]["data.subset"] is None
+
+
+def test_study_rejects_unknown_scale_dataset_and_families():
+    with pytest.raises(ValueError, match="unknown study scale 'huge'"):
+        study_specs("huge")
+    with pytest.raises(ValueError, match="unknown study data set 'mnist'"):
+        study_specs("quick", datasets=("mnist",))
+    with pytest.raises(ValueError, match="must include 'pointwise'"):
+        study_specs("quick", families=("+perceptual",))
+
+
+def test_demo_spec_is_small_additive_and_uses_its_own_feature_network(tmp_path):
+    spec = demo_spec(tmp_path / "net.safetensors")
+    variants = _variants(spec)
+    assert [(_family(v), v["loss.convention"]) for v in variants] == [("pointwise", "additive"),
+                                                                        ("+perceptual", "additive")]
+    assert variants[1]["loss.perceptual"] == f"features:{(tmp_path / 'net.safetensors').resolve()}"
+    runs = len(variants) * len(spec["grid"]["loss.beta"]) * len(spec["grid"]["train.seed"])
+    assert runs == 12 and spec["overrides"]["data.subset"] <= 2048
+    assert demo_spec(tmp_path / "n.safetensors", steps=5)["overrides"]["train.steps"] == 5
+    with pytest.raises(ValueError, match="--steps"):
+        demo_spec(tmp_path / "n.safetensors", steps=0)
+
+
+@pytest.mark.parametrize("dataset", ["dsprites", "natural"])
+def test_every_study_run_resolves_to_a_valid_config(dataset):
+    spec = study_specs("full")[dataset]
+    overrides = [f"{k}={v if v is not None else 'null'}" for k, v in spec["overrides"].items()]
+    for beta, seed, variant in itertools.product(spec["grid"]["loss.beta"], spec["grid"]["train.seed"],
+                                                 _variants(spec)):
+        values = {**variant, "loss.beta": beta, "train.seed": seed}
+        config = resolve(spec["preset"], None, overrides + [f"{k}={'null' if v is None else v}"
+                                                            for k, v in values.items()])
+        assert config.loss.convention == variant["loss.convention"]
+
+
+def test_write_index_makes_the_study_folder_a_sweep_directory(tmp_path):
+    from vaelens.io import atomic_write_json, read_json
+
+    atomic_write_json(tmp_path / "dsprites" / "sweep.json", {"runs": [
+        {"id": "abc", "dir": "runs/abc", "status": "finished", "axes": {"loss.beta": 1.0}}]})
+    write_index(tmp_path, {"dsprites": tmp_path / "dsprites"}, {"dsprites": {}})
+    runs = read_json(tmp_path / "sweep.json")["runs"]
+    assert runs == [{"id": "dsprites/abc", "dir": "dsprites/runs/abc", "status": "finished",
+                     "axes": {"loss.beta": 1.0}}]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vaelens.sweep") is None,
+                    reason="vaelens.sweep is not in this tree yet (the sweep branch adds it)")
+def test_demo_spec_is_accepted_by_the_sweep_package(tmp_path):
+    from vaelens.sweep.spec import expand, load_spec
+
+    tasks = expand(load_spec(demo_spec(tmp_path / "net.safetensors")), tmp_path)
+    assert len(tasks) == 12
