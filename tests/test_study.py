@@ -1,19 +1,14 @@
-"""The study's sweep specs (`vaelens reproduce`) and the demo's, as pure data: no training here.
+"""The study's sweep specs (`vaelens reproduce`) and the demo's as data, and one tiny study end to end."""
 
-The end-to-end runs need vaelens.sweep (from its own branch): the check against its spec parser skips
-with a reason while it is absent. Resolving configs needs only vaelens.config, whose loss.disc_* keys
-exist even where vaelens.losses.adversarial does not.
-"""
-
-import importlib.util
 import itertools
+import json
 
 import pytest
 
 from vaelens.config import resolve
 from vaelens.demo import demo_spec
 from vaelens.report.collect import loss_family
-from vaelens.study import FAMILIES, SCALES, study_specs, write_index
+from vaelens.study import FAMILIES, SCALES, StudyScale, run_study, study_spec, study_specs, write_index
 
 
 def _variants(spec):
@@ -94,10 +89,33 @@ def test_write_index_makes_the_study_folder_a_sweep_directory(tmp_path):
                      "axes": {"loss.beta": 1.0}}]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vaelens.sweep") is None,
-                    reason="vaelens.sweep is not in this tree yet (the sweep branch adds it)")
 def test_demo_spec_is_accepted_by_the_sweep_package(tmp_path):
     from vaelens.sweep.spec import expand, load_spec
 
     tasks = expand(load_spec(demo_spec(tmp_path / "net.safetensors")), tmp_path)
     assert len(tasks) == 12
+
+
+def test_a_tiny_study_runs_every_family_end_to_end(tmp_path, monkeypatch):
+    """All four loss families (adversarial included) through the real sweep, analysis, claims and report."""
+    from vaelens.features.fit import fit_feature_network
+    from vaelens.features.store import save_feature_network
+
+    monkeypatch.setenv("VAELENS_CACHE", str(tmp_path / "cache"))
+    from vaelens.config import DataConfig
+
+    network, metadata = fit_feature_network(DataConfig(name="dsprites", subset=256), "supervised", 5,
+                                            batch_size=16, widths=(4, 8, 8, 8), eval_images=32, progress=False)
+    features = save_feature_network(network, metadata, tmp_path / "net.safetensors")
+    scale = StudyScale(steps=4, subset=128, betas=(1.0,), seeds=(0, 1), channels=4, hidden_dim=16, batch_size=8,
+                       analysis_images=32, disc_channels=4, disc_layers=2)
+    spec = study_spec("dsprites", scale, perceptual=f"features:{features}")
+    spec["zip"][0] = {key: values[:4] for key, values in spec["zip"][0].items()}  # the additive convention
+    report = run_study({"dsprites": spec}, tmp_path / "study", progress=False, disentanglement=False)
+    index = json.loads((tmp_path / "study" / "sweep.json").read_text())
+    assert [run["status"] for run in index["runs"]] == ["finished"] * 8
+    families = {_family(variant) for variant in _variants(spec)}
+    assert families == set(FAMILIES)
+    claims = json.loads((tmp_path / "study" / "claims.json").read_text())
+    compared = {row["neural_family"] for row in claims["results"] if row["n_pairs"] == 2}
+    assert report.is_file() and compared == {"+perceptual", "+adversarial", "+both"}

@@ -19,29 +19,8 @@ def adversarial_config(tiny_config):
     return tiny_config
 
 
-def _interrupt_at(monkeypatch, step_to_fail):
-    real_load = trainer_module.load_dataset
-
-    class Interrupting:
-        def __init__(self, data):
-            self.data = data
-
-        def __getattr__(self, name):
-            return getattr(self.data, name)
-
-        def to(self, device):
-            self.data = self.data.to(device)
-            return self
-
-        def batch(self, step, batch_size, seed):
-            if step == step_to_fail:
-                raise KeyboardInterrupt
-            return self.data.batch(step, batch_size, seed)
-
-    monkeypatch.setattr(trainer_module, "load_dataset", lambda *a, **k: Interrupting(real_load(*a, **k)))
-
-
-def test_resume_with_discriminator_equals_uninterrupted_run(adversarial_config, tmp_path, monkeypatch):
+def test_resume_with_discriminator_equals_uninterrupted_run(adversarial_config, tmp_path, monkeypatch,
+                                                            interrupt_at):
     whole = train(adversarial_config, tmp_path / "whole")
     tensors, meta = load_checkpoint(list_checkpoints(tmp_path / "whole" / "checkpoints")[-1])
     discriminator_keys = [k for k in tensors if k.startswith("objective.adversarial.discriminator.")]
@@ -55,7 +34,7 @@ def test_resume_with_discriminator_equals_uninterrupted_run(adversarial_config, 
                for key, value in loaded.items())
 
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 5)
+        interrupt_at(patch, trainer_module, 5)
         with pytest.raises(KeyboardInterrupt):
             train(adversarial_config, tmp_path / "resumed")
     resumed = train(adversarial_config, tmp_path / "resumed", resume=True)

@@ -76,36 +76,13 @@ def test_ensemble_matches_separately_trained_runs(tiny_config, tmp_path):
     assert _max_difference(results[0].model.state_dict(), results[1].model.state_dict()) > 1e-3
 
 
-def _interrupt_at(monkeypatch, step_to_fail):
-    real_load = ensemble_module.load_dataset
-
-    class Interrupting:
-        def __init__(self, data):
-            self.data = data
-
-        def __getattr__(self, name):
-            if name == "data":  # looked up before __init__ ran, e.g. while the trainer copies the data
-                raise AttributeError(name)
-            return getattr(self.data, name)
-
-        def to(self, device):
-            self.data = self.data.to(device)
-            return self
-
-        def batch(self, step, batch_size, seed):
-            if step == step_to_fail:
-                raise KeyboardInterrupt
-            return self.data.batch(step, batch_size, seed)
-
-    monkeypatch.setattr(ensemble_module, "load_dataset", lambda *a, **k: Interrupting(real_load(*a, **k)))
-
-
-def test_interrupted_ensemble_resumes_to_the_uninterrupted_result(mlp_config, tmp_path, monkeypatch):
+def test_interrupted_ensemble_resumes_to_the_uninterrupted_result(mlp_config, tmp_path, monkeypatch,
+                                                                  interrupt_at):
     configs = _members(mlp_config, [(1.0, 0), (8.0, 3)])
     whole = train_ensemble(configs, [tmp_path / "whole0", tmp_path / "whole1"], progress=False)
     dirs = [tmp_path / "resumed0", tmp_path / "resumed1"]
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 5)
+        interrupt_at(patch, ensemble_module, 5)
         with pytest.raises(KeyboardInterrupt):
             train_ensemble(configs, dirs, progress=False)
     assert not (dirs[0] / "summary.json").exists()

@@ -36,32 +36,11 @@ def test_training_reduces_the_loss(tiny_config, tmp_path):
     assert records[-1]["loss"] < 0.7 * records[0]["loss"]
 
 
-def _interrupt_at(monkeypatch, step_to_fail):
-    real_load = trainer_module.load_dataset
-
-    class Interrupting:
-        def __init__(self, data):
-            self.data = data
-
-        def __getattr__(self, name):
-            return getattr(self.data, name)
-
-        def to(self, device):
-            self.data = self.data.to(device)
-            return self
-
-        def batch(self, step, batch_size, seed):
-            if step == step_to_fail:
-                raise KeyboardInterrupt
-            return self.data.batch(step, batch_size, seed)
-
-    monkeypatch.setattr(trainer_module, "load_dataset", lambda *a, **k: Interrupting(real_load(*a, **k)))
-
-
-def test_resume_after_interrupt_equals_uninterrupted_run(tiny_config, tmp_path, monkeypatch):
+def test_resume_after_interrupt_equals_uninterrupted_run(tiny_config, tmp_path, monkeypatch,
+                                                         interrupt_at):
     whole = train(tiny_config, tmp_path / "whole")
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 5)
+        interrupt_at(patch, trainer_module, 5)
         with pytest.raises(KeyboardInterrupt):
             train(tiny_config, tmp_path / "resumed")
     resumed = train(tiny_config, tmp_path / "resumed", resume=True)
