@@ -119,3 +119,12 @@ def test_a_tiny_study_runs_every_family_end_to_end(tmp_path, monkeypatch):
     claims = json.loads((tmp_path / "study" / "claims.json").read_text())
     compared = {row["neural_family"] for row in claims["results"] if row["n_pairs"] == 2}
     assert report.is_file() and compared == {"+perceptual", "+adversarial", "+both"}
+
+
+def test_ldm_runs_use_latent_diffusions_own_perceptual_weight():
+    """ldm broadcasts w_p * d_perc to every pixel: the additive per-image weight would be ~10^4 times too strong."""
+    from vaelens.study import DATASETS, LDM_PERCEPTUAL_WEIGHT
+
+    for variant in _variants(study_specs("quick")["natural"]):
+        expected = LDM_PERCEPTUAL_WEIGHT if variant["loss.convention"] == "ldm" else DATASETS["natural"]["perceptual_weight"]
+        assert variant["loss.perceptual_weight"] == expected

@@ -62,7 +62,11 @@ DATASETS = {
                 "conventions": ("additive", "convex", "ldm")},
 }
 """Per data set: preset, the project's own feature network for the perceptual term, w_p (the per-image
-perceptual distance against a pixel sum of 4096-12288 terms), and the conventions studied."""
+perceptual distance against a pixel sum of 4096-12288 terms), and the conventions studied. The ldm
+convention adds w_p * d_perc to every pixel, so it takes latent-diffusion's own w_p instead."""
+
+LDM_PERCEPTUAL_WEIGHT = 1.0
+"""w_p under the ldm convention: latent-diffusion's default (its per-image LPIPS broadcast to each pixel)."""
 
 DISTORTION_IMAGES = 128
 """Images whose reconstructions are scored (SSIM, MS-SSIM, ...) by the CPU-budget analysis."""
@@ -79,8 +83,8 @@ def loss_variants(dataset: str, families=FAMILIES, perceptual: str | None = None
     unknown = set(families) - set(FAMILIES)
     if unknown or "pointwise" not in families:
         raise ValueError(f"families must include 'pointwise' and come from {', '.join(FAMILIES)}; got {families}")
-    axis: dict[str, list] = {"loss.convention": [], "loss.perceptual": [], "loss.disc_weight": [],
-                             "loss.likelihood": []}
+    axis: dict[str, list] = {"loss.convention": [], "loss.perceptual": [], "loss.perceptual_weight": [],
+                             "loss.disc_weight": [], "loss.likelihood": []}
     base_likelihood = "bernoulli" if dataset == "dsprites" else "gaussian"
     for convention in settings["conventions"]:
         for family in families:
@@ -88,6 +92,8 @@ def loss_variants(dataset: str, families=FAMILIES, perceptual: str | None = None
                 continue
             axis["loss.convention"].append(convention)
             axis["loss.perceptual"].append(perceptual if family in ("+perceptual", "+both") else None)
+            axis["loss.perceptual_weight"].append(LDM_PERCEPTUAL_WEIGHT if convention == "ldm"
+                                                  else settings["perceptual_weight"])
             axis["loss.disc_weight"].append(DISC_WEIGHT if family in ("+adversarial", "+both") else 0.0)
             axis["loss.likelihood"].append("laplace" if convention == "ldm" else base_likelihood)
     return axis
@@ -101,7 +107,7 @@ def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: s
     overrides = {"data.subset": scale.subset, "model.channels": scale.channels,
                  "model.hidden_dim": scale.hidden_dim, "train.steps": scale.steps,
                  "train.batch_size": scale.batch_size, "train.checkpoint_every": max(1, scale.steps // 4),
-                 "train.log_every": max(1, scale.steps // 20), "loss.perceptual_weight": settings["perceptual_weight"],
+                 "train.log_every": max(1, scale.steps // 20),
                  "loss.disc_channels": scale.disc_channels, "loss.disc_layers": scale.disc_layers,
                  "loss.disc_start": scale.steps // 4}
     return {"name": f"study-{dataset}", "preset": settings["preset"], "overrides": overrides,
