@@ -126,5 +126,6 @@ def test_ldm_runs_use_latent_diffusions_own_perceptual_weight():
     from vaelens.study import DATASETS, LDM_PERCEPTUAL_WEIGHT
 
     for variant in _variants(study_specs("quick")["natural"]):
-        expected = LDM_PERCEPTUAL_WEIGHT if variant["loss.convention"] == "ldm" else DATASETS["natural"]["perceptual_weight"]
+        additive_weight = DATASETS["natural"]["perceptual_weight"]
+        expected = LDM_PERCEPTUAL_WEIGHT if variant["loss.convention"] == "ldm" else additive_weight
         assert variant["loss.perceptual_weight"] == expected
