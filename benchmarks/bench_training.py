@@ -43,29 +43,38 @@ def bench_vaelens(config, warmup: int, steps: int) -> float:
     return (last["step"] - first["step"]) * config.train.batch_size / (last["elapsed_s"] - first["elapsed_s"])
 
 
-def bench_plain_loop(config, data, device, warmup: int, steps: int) -> float:
-    """The loop a researcher would write by hand: same model, same data on the device, fp32."""
-    torch.manual_seed(0)
-    model = build_model(config.model, data.image_shape).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-    batch_size = config.train.batch_size
+def _timed_adam_loop(parameters, loss_of_batch, data, device, lr: float, batch_size: int, warmup: int,
+                     steps: int) -> float:
+    """Images/s of Adam steps on `loss_of_batch(x)`, timed after `warmup` steps (the peers' shared loop)."""
+    optimizer = torch.optim.Adam(parameters, lr=lr)
     started = None
     for step in range(warmup + steps):
         if step == warmup:
             synchronise(device)
             started = time.perf_counter()
-        x = data.batch(step, batch_size, 0)
-        mu, logvar = model.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        logits = model.decode(z)
-        nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
-        loss = nll + config.loss.beta * kl
+        loss = loss_of_batch(data.batch(step, batch_size, 0))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     synchronise(device)
     return steps * batch_size / (time.perf_counter() - started)
+
+
+def bench_plain_loop(config, data, device, warmup: int, steps: int) -> float:
+    """The loop a researcher would write by hand: same model, same data on the device, fp32."""
+    torch.manual_seed(0)
+    model = build_model(config.model, data.image_shape).to(device)
+
+    def loss_of_batch(x):
+        mu, logvar = model.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        logits = model.decode(z)
+        nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+        return nll + config.loss.beta * kl
+
+    return _timed_adam_loop(model.parameters(), loss_of_batch, data, device, config.train.lr,
+                            config.train.batch_size, warmup, steps)
 
 
 def _pythae_model(config, data, device):
@@ -108,20 +117,8 @@ def bench_pythae(config, data, device, warmup: int, steps: int) -> float | None:
     except ImportError:
         return None
     model = _pythae_model(config, data, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-    batch_size = config.train.batch_size
-    started = None
-    for step in range(warmup + steps):
-        if step == warmup:
-            synchronise(device)
-            started = time.perf_counter()
-        x = data.batch(step, batch_size, 0)
-        loss = model({"data": x}).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    synchronise(device)
-    return steps * batch_size / (time.perf_counter() - started)
+    return _timed_adam_loop(model.parameters(), lambda x: model({"data": x}).loss, data, device, config.train.lr,
+                            config.train.batch_size, warmup, steps)
 
 
 def bench_pythae_trainer(config, data, device, warmup: int, steps: int) -> float | None:
