@@ -58,10 +58,8 @@ def test_ldm_convention_by_hand(batch):
     torch.testing.assert_close(terms["loss"], nll + 1e-6 * kl_per_unit(mu, logvar).sum(1).mean())
 
 
-def test_ldm_learned_logvar_reaches_mean_reconstruction_error(batch):
-    x, output, mu, logvar = batch
-    likelihood = build_likelihood(LossConfig(likelihood="laplace"), (1, 4, 4))
-    objective = VAEObjective(likelihood, beta=0.0, convention="ldm")
+def _fit_ldm_logvar(objective, x, output, mu, logvar) -> None:
+    """Minimise the objective over the learned ldm log-variance alone, on a fixed batch."""
     optimizer = torch.optim.LBFGS([objective.ldm_logvar], max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
@@ -71,6 +69,13 @@ def test_ldm_learned_logvar_reaches_mean_reconstruction_error(batch):
         return loss
 
     optimizer.step(closure)
+
+
+def test_ldm_learned_logvar_reaches_mean_reconstruction_error(batch):
+    x, output, mu, logvar = batch
+    likelihood = build_likelihood(LossConfig(likelihood="laplace"), (1, 4, 4))
+    objective = VAEObjective(likelihood, beta=0.0, convention="ldm")
+    _fit_ldm_logvar(objective, x, output, mu, logvar)
     mean_rec = (x - output).abs().mean()
     assert float(objective.ldm_logvar.detach().exp()) == pytest.approx(float(mean_rec), rel=1e-5)
 
@@ -80,15 +85,7 @@ def test_ldm_learned_logvar_optimum_includes_the_broadcast_perceptual_term(batch
     likelihood = build_likelihood(LossConfig(likelihood="laplace"), (1, 4, 4))
     objective = VAEObjective(likelihood, beta=1e-6, convention="ldm", perceptual=squared_feature_term(),
                              perceptual_weight=2.0)
-    optimizer = torch.optim.LBFGS([objective.ldm_logvar], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = objective(x, output, mu, logvar)["loss"]
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
+    _fit_ldm_logvar(objective, x, output, mu, logvar)
     rec = (x - output).abs() + 2.0 * squared_feature_term()(x, output).view(-1, 1, 1, 1)
     assert float(objective.ldm_logvar.detach().exp()) == pytest.approx(float(rec.mean()), rel=1e-3)
 
