@@ -41,18 +41,21 @@ from vaelens.io import atomic_write_json
 from vaelens.losses import build_objective
 from vaelens.models import build_model
 from vaelens.training.checkpoint import list_checkpoints, load_checkpoint, restore, save_checkpoint
+from vaelens.training.graphed import DivergenceWatch, StepRunner
 from vaelens.training.images import save_image_grids
 from vaelens.training.stacked import EnsembleMember, StackedMembers
 from vaelens.training.trainer import (
     RunExistsError,
     RunResult,
     TrainingDiverged,
+    _check_fast_path,
     _check_resumable,
     _config_differences,
     _record_divergence,
     _trim_metrics,
     _validate,
     evaluate,
+    make_adam,
     resolve_device,
 )
 
@@ -137,7 +140,7 @@ class _Run:
         self.model = build_model(config.model, data.image_shape).to(device)
         self.objective = build_objective(config.loss, data.image_shape, self.model, device)
         parameters = list(self.model.parameters()) + self.objective.generator_parameters()
-        self.optimizer = torch.optim.Adam(parameters, lr=config.train.lr, betas=tuple(config.train.adam_betas))
+        self.optimizer = make_adam(parameters, config.train, device)
         self.noise = torch.Generator(device).manual_seed(self.seed + 1)
         self.modules = {"model": self.model, "objective": self.objective}
         self.had_checkpoint = bool(list_checkpoints(run_dir / "checkpoints")) if run_dir.exists() else False
@@ -149,7 +152,8 @@ class _Run:
         config_module.save_yaml(config, run_dir / "config.yaml")
         self.context = {"vaelens_version": vaelens.__version__, "torch_version": torch.__version__,
                         "objective": self.objective.describe(), "data": data.describe()}
-        self.member = EnsembleMember(self.model, self.objective, config.train.bf16 and device.type == "cuda")
+        self.member = EnsembleMember(self.model, self.objective, config.train.bf16 and device.type == "cuda",
+                                     cache_casts=not config.train.cuda_graph)
         self.metrics = None
         self.summary: dict | None = None
 
@@ -158,9 +162,9 @@ class _Run:
                         {"noise": self.noise}, self.context)
         save_image_grids(self.model, self.objective, eval_images, self.run_dir / "images", self.seed)
 
-    def diverge(self, step: int, terms: dict) -> None:
+    def diverge(self, step: int, terms: dict, first_seen: int | None = None) -> None:
         try:
-            _record_divergence(self.run_dir, step, terms, self.context)
+            _record_divergence(self.run_dir, step, terms, self.context, first_seen)
         except TrainingDiverged:
             self.summary = json.loads((self.run_dir / "summary.json").read_text())
 
@@ -181,6 +185,7 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
             _check_resumable(run_dir, config)
     settings = configs[0].train
     device = resolve_device(settings.device)
+    _check_fast_path(configs[0], device)
     data = load_dataset(configs[0].data, split="train").to(device)
     vectorise = device.type == "cuda" if vectorise is None else bool(vectorise)
     start_step = _resume_step(run_dirs, resume)
@@ -211,10 +216,26 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
     return results
 
 
+class _MembersDiverged(Exception):
+    """Raised inside an eager ensemble step, before the update, when some members' losses are not finite."""
+
+    def __init__(self, finite: list[bool], loss: torch.Tensor, terms: dict):
+        super().__init__()
+        self.finite, self.loss, self.terms = finite, loss, terms
+
+
 def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, progress: bool,
                 vectorise: bool) -> tuple[float, int]:
-    """Step all live members from `start_step` to the end; returns (seconds, steps taken)."""
+    """Step all live members from `start_step` to the end; returns (seconds, steps taken).
+
+    Eagerly, a member whose loss is not finite is found before the update and written back unchanged.
+    With train.cuda_graph the step has no host sync: the device records each member's first bad step,
+    read at log and checkpoint steps; such a member is recorded as diverged (its last checkpoint holds
+    no weights updated with the bad step; its in-memory model keeps the weights last written back) and
+    the survivors' step is captured anew.
+    """
     settings = runs[0].config.train
+    graphed = settings.cuda_graph
     latent_shape = runs[0].model.latent_shape
     noise_dtype = torch.bfloat16 if runs[0].member.autocast else torch.float32
     # One shallow view of the data per seed: each caches its own epoch permutation, so K seeds do not
@@ -222,9 +243,54 @@ def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, pr
     views = {run.seed: copy.copy(data) for run in runs}
     alive = list(runs)
     stack = StackedMembers([run.member for run in alive], [run.optimizer for run in alive], vectorise)
+
+    def ensemble_step() -> dict[str, torch.Tensor]:
+        x, noise, beta = runner.inputs["x"], runner.inputs["noise"], runner.inputs["beta"]
+        stack.optimizer.zero_grad(set_to_none=True)
+        loss, terms = stack.losses(x, noise, beta)
+        if not graphed:
+            finite = torch.isfinite(loss).tolist()
+            if not all(finite):
+                raise _MembersDiverged(finite, loss, terms)
+        loss.sum().backward()
+        if settings.grad_clip is not None:
+            stack.clip_gradients(settings.grad_clip)
+        stack.optimizer.step()
+        if graphed:
+            watch.update(loss)
+        return {"loss": loss, **terms}
+
+    def new_runner(step: int) -> tuple[StepRunner, DivergenceWatch, torch.Tensor]:
+        beta = torch.tensor([run.config.loss.beta for run in alive], device=device)
+        return StepRunner(ensemble_step, capture=graphed), DivergenceWatch(step, device, len(alive)), beta
+
+    def drop(slots_ok: list[bool]) -> None:
+        nonlocal alive
+        keep = [slot for slot, ok in enumerate(slots_ok) if ok]
+        alive = [alive[slot] for slot in keep]
+        if alive:
+            stack.keep(keep)
+
+    runner, watch, beta = new_runner(start_step)
     bar = tqdm(total=settings.steps, initial=start_step, desc=f"ensemble of {len(runs)}", disable=not progress,
                dynamic_ncols=True)
     started, timed_steps = time.perf_counter(), 0
+
+    def check_graphed_divergence(outputs: dict, done: int) -> dict:
+        """Drop members the device saw diverge; returns `outputs` restricted to the survivors."""
+        nonlocal runner, watch, beta
+        bad_steps = watch.first_bad_step() if graphed else None
+        if not bad_steps or all(bad is None for bad in bad_steps):
+            return outputs
+        for slot, bad in enumerate(bad_steps):
+            if bad is not None:
+                alive[slot].diverge(bad, {key: outputs[key][slot] for key in ("loss", "distortion", "rate")}, done)
+        survivors = [slot for slot, bad in enumerate(bad_steps) if bad is None]
+        drop([bad is None for bad in bad_steps])
+        runner, watch, beta = new_runner(done)
+        index = torch.as_tensor(survivors, device=device, dtype=torch.int64)
+        return {key: value[index] for key, value in outputs.items()}
+
     try:
         for step in range(start_step, settings.steps):
             batches: dict[int, torch.Tensor] = {}
@@ -234,34 +300,35 @@ def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, pr
             x = torch.stack([batches[run.seed] for run in alive])
             noise = torch.stack([torch.randn((settings.batch_size, *latent_shape), generator=run.noise,
                                              device=device, dtype=noise_dtype) for run in alive])
-            beta = torch.tensor([run.config.loss.beta for run in alive], device=device)
-            loss, terms = stack.losses(x, noise, beta)
-            finite = torch.isfinite(loss).tolist()
-            if not all(finite):
-                for slot, ok in enumerate(finite):
+            runner.feed(x=x, noise=noise, beta=beta)
+            try:
+                outputs = runner()
+            except _MembersDiverged as diverged:
+                for slot, ok in enumerate(diverged.finite):
                     if not ok:
                         stack.write_back(slot, alive[slot].member, alive[slot].optimizer)
-                        alive[slot].diverge(step, {"loss": loss[slot].detach(),
-                                                   "distortion": terms["distortion"][slot].detach(),
-                                                   "rate": terms["rate"][slot].detach()})
-                keep = [slot for slot, ok in enumerate(finite) if ok]
-                alive = [alive[slot] for slot in keep]
+                        alive[slot].diverge(step, {key: diverged.terms.get(key, diverged.loss)[slot].detach()
+                                                   for key in ("loss", "distortion", "rate")})
+                drop(diverged.finite)
                 if not alive:
                     break
-                stack.keep(keep)
-                index = torch.as_tensor(keep, device=device)
-                loss, terms = stack.losses(x[index], noise[index], beta[index])
-            stack.optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            if settings.grad_clip is not None:
-                stack.clip_gradients(settings.grad_clip)
-            stack.optimizer.step()
+                index = torch.as_tensor([slot for slot, ok in enumerate(diverged.finite) if ok], device=device)
+                runner, watch, beta = new_runner(step)
+                runner.feed(x=x[index], noise=noise[index], beta=beta)
+                outputs = runner()
             timed_steps += 1
             done = step + 1
             bar.update(1)
             if done % settings.log_every == 0 or done == settings.steps:
-                _log(alive, done, loss, terms, time.perf_counter() - started, timed_steps * settings.batch_size, bar)
+                outputs = check_graphed_divergence(outputs, done)
+                if not alive:
+                    break
+                _log(alive, done, outputs["loss"], {k: v for k, v in outputs.items() if k != "loss"},
+                     time.perf_counter() - started, timed_steps * settings.batch_size, bar)
             if done % settings.checkpoint_every == 0 and done != settings.steps:
+                outputs = check_graphed_divergence(outputs, done)
+                if not alive:
+                    break
                 for slot, run in enumerate(alive):
                     stack.write_back(slot, run.member, run.optimizer)
                     run.checkpoint(done, eval_images)

@@ -22,15 +22,17 @@ class EnsembleMember(nn.Module):
     Its parameters are the model's followed by the objective's: the order the single trainer gives Adam.
     """
 
-    def __init__(self, model: nn.Module, objective: nn.Module, autocast: bool = False):
+    def __init__(self, model: nn.Module, objective: nn.Module, autocast: bool = False, cache_casts: bool = True):
         super().__init__()
         self.model = model
         self.objective = objective
         self.autocast = autocast
+        # False when the step is captured in a CUDA graph: cached weight casts would be stale on replay.
+        self.cache_casts = cache_casts
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """The training loss for one batch and its scalar terms, computed as `vaelens.training.train` does."""
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast, cache_enabled=self.cache_casts):
             output, mu, logvar = self.model(x, noise)
         terms = self.objective(x, output, mu, logvar)
         # beta is the one objective setting members may differ in, so it comes in as a mapped tensor.
@@ -50,10 +52,14 @@ class StackedMembers:
                        .requires_grad_() for name in self.names}
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in members])
                         for name in self.buffer_names}
-        group = optimizers[0].param_groups[0]
-        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=group["lr"], betas=group["betas"],
-                                          eps=group["eps"])
+        self.optimizer = self._adam_like(optimizers[0])
         self._load_state([[opt.state.get(p, {}) for p in opt.param_groups[0]["params"]] for opt in optimizers])
+
+    def _adam_like(self, optimizer: torch.optim.Adam) -> torch.optim.Adam:
+        """One Adam over the stacked tensors with `optimizer`'s settings (fused and capturable included)."""
+        group = optimizer.param_groups[0]
+        return torch.optim.Adam(list(self.params.values()), lr=group["lr"], betas=group["betas"], eps=group["eps"],
+                                fused=group["fused"], capturable=group["capturable"])
 
     @property
     def size(self) -> int:
@@ -105,11 +111,10 @@ class StackedMembers:
         """Drop every member not listed in `slots` (new slot order = `slots` order), keeping their Adam states."""
         index = torch.as_tensor(slots, device=next(iter(self.params.values())).device)
         old_state = self.optimizer.state_dict()["state"]
-        group = self.optimizer.param_groups[0]
+        old_optimizer = self.optimizer
         self.params = {name: p.detach()[index].clone().requires_grad_() for name, p in self.params.items()}
         self.buffers = {name: b[index].clone() for name, b in self.buffers.items()}
-        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=group["lr"], betas=group["betas"],
-                                          eps=group["eps"])
+        self.optimizer = self._adam_like(old_optimizer)
         state = {i: {key: (value if key == "step" else value[index].clone()) for key, value in values.items()}
                  for i, values in old_state.items()}
         if state:
