@@ -169,6 +169,7 @@ def test_lpips_gradient_reaches_reconstruction():
     assert x_hat.grad is not None and x_hat.grad.abs().sum() > 0
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_metrics_on_gpu_match_cpu():
     x, x_hat = _images(n=2, c=3, size=64, dtype=torch.float32), _images(n=2, c=3, size=64, seed=1, dtype=torch.float32)
