@@ -288,7 +288,8 @@ def main() -> None:
             table += rows
     print("\n".join(targets))
     write_json(args.json, info, table, units="model-images per second (every image every model trains on)",
-               images=args.images, warmup=args.warmup, steps=args.steps, targets=targets)
+               images=args.images, warmup=args.warmup, steps=args.steps, targets=targets,
+               weighting_convention=config.loss.convention)
 
 
 if __name__ == "__main__":

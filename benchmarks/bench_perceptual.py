@@ -162,7 +162,8 @@ def main() -> None:
         print(f"target: >= {TARGET_FRACTION:.0%} of the bf16 peak; best row {best:.1%} -> "
               f"{'met' if best >= TARGET_FRACTION else 'MISSED'}")
     write_json(args.json, info, table, units="FLOPs per training step; TFLOP/s achieved", images=args.images,
-               warmup=args.warmup, steps=args.steps, dense_bf16_peak_tflops=peak, target_fraction=TARGET_FRACTION)
+               warmup=args.warmup, steps=args.steps, dense_bf16_peak_tflops=peak, target_fraction=TARGET_FRACTION,
+               weighting_convention=config.loss.convention)
 
 
 if __name__ == "__main__":
