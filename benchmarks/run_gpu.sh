@@ -81,6 +81,11 @@ run_part() {
   echo "# run_gpu.sh $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   "$PYTHON" -c "import torch; print('torch', torch.__version__, '| CUDA:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'none')"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null || true
+  # Missing packages fail their rows later (pythae's say "not installed"); say so up front.
+  "$PYTHON" -c "
+import importlib.util as u
+missing = [m for m in ('lpips', 'platformdirs', 'pythae', 'pydantic') if u.find_spec(m) is None]
+print('missing packages:', ', '.join(missing) if missing else 'none')"
 } | tee -a "$OUTDIR/status.txt"
 
 for part in "${PARTS[@]}"; do
