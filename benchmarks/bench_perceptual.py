@@ -138,7 +138,8 @@ def main() -> None:
     peak = peak_bf16_tflops(device)
     print(describe_device(info))
     print(f"conv64 + LPIPS-vgg (random backbone) on {args.images} natural 64x64 RGB patches; {args.warmup} warm-up + "
-          f"{args.steps} timed steps; dense bf16 peak: {f'{peak:g} TFLOP/s' if peak else 'unknown (no fraction shown)'}")
+          f"{args.steps} timed steps; dense bf16 peak: {f'{peak:g} TFLOP/s' if peak else 'unknown (no fraction shown)'}"
+          + ("" if device.type == "cuda" else "; not CUDA, so autocast is off and every row runs in fp32"))
     print("| batch | step | GFLOP/step | images/s | TFLOP/s | of bf16 peak |\n|---:|---|---:|---:|---:|---:|")
     table = []
     for batch_size in args.batch_sizes:
