@@ -123,9 +123,10 @@ class TrainConfig:
     """cpu | cuda | cuda:N | auto (cuda when available)."""
     bf16: bool = False
     """bf16 autocast for the forward pass on CUDA (ignored on CPU)."""
-    channels_last: bool = False
-    """Keep images and convolution weights in channels-last (NHWC) layout, the layout bf16 tensor-core
-    convolutions prefer on GPUs. Same results up to floating-point rounding."""
+    channels_last: bool = True
+    """Keep images and convolution weights in channels-last (NHWC) layout: the layout bf16 tensor-core
+    convolutions prefer on GPUs, and 1.1-1.5x faster conv64 steps on a 2-core CPU (oneDNN); no change
+    for the resnet model or models without convolutions. Same results up to floating-point rounding."""
     cuda_graph: bool = False
     """GPU fast path: capture the whole step (forward, backward, Adam) in one CUDA graph after 3 eager
     warm-up steps and replay it, removing the per-kernel launch cost that bounds small models. CUDA only;

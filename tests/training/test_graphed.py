@@ -92,18 +92,19 @@ def test_cuda_graph_refuses_an_adversarial_objective(tiny_config, tmp_path):
 
 def test_execution_only_settings_keep_the_run_id_and_may_change_on_resume(tiny_config, tmp_path):
     fast = copy.deepcopy(tiny_config)
-    fast.train.cuda_graph = fast.train.channels_last = True
+    fast.train.cuda_graph, fast.train.channels_last = True, False
     assert config_module.config_hash(fast) == config_module.config_hash(tiny_config)
     tiny_config.train.steps = 2
     train(tiny_config, tmp_path / "run")
-    tiny_config.train.steps, tiny_config.train.channels_last = 4, True
+    tiny_config.train.steps, tiny_config.train.channels_last = 4, False
     assert train(tiny_config, tmp_path / "run", resume=True).summary["resumed_from"] == 2
 
 
 def test_channels_last_trains_the_same_model(tiny_config, tmp_path):
-    plain = train(tiny_config, tmp_path / "plain")
-    tiny_config.train.channels_last = True
+    assert tiny_config.train.channels_last  # the default
     channels_last = train(tiny_config, tmp_path / "channels_last")
+    tiny_config.train.channels_last = False
+    plain = train(tiny_config, tmp_path / "plain")
     # NHWC convolutions sum in another order: equal up to float32 rounding over 6 Adam steps.
     assert _max_difference(_weights(plain), _weights(channels_last)) < 1e-5
 
