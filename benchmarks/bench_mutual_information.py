@@ -11,6 +11,8 @@ not mix. What "peak memory" means here:
   just before it; allocator caching and the inputs already resident are not counted.
 - CUDA: torch.cuda.max_memory_allocated during the call minus the memory allocated before it.
 
+`--json OUT` also writes the table (seconds, bytes, nats) with the device description.
+
     python benchmarks/bench_mutual_information.py --sizes 10000 50000 --dims 10 --devices cpu cuda
 """
 
@@ -24,6 +26,7 @@ import resource
 import time
 
 import torch
+from bench_common import NEEDS_CUDA, device_info, write_json
 
 LOG_2PI = math.log(2 * math.pi)
 NAIVE_LIVE_COPIES = 2
@@ -113,9 +116,11 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--naive-limit-gib", type=float, default=4.0,
                         help="skip the naive version when its (N, N, d) tensors would need more than this")
+    parser.add_argument("--json", metavar="OUT", help="also write the table and device description to this file")
     args = parser.parse_args()
 
     devices = [device for device in args.devices if device != "cuda" or torch.cuda.is_available()]
+    table = [{"device": "cuda", "status": NEEDS_CUDA} for device in args.devices if device not in devices]
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} CPU threads, d={args.dims}, float64")
     if torch.cuda.is_available():
@@ -123,6 +128,8 @@ def main() -> None:
     header = f"{'device':>6} {'N':>7} {'method':>10} {'seconds':>9} {'peak MiB':>10} {'I (nats)':>10}  note"
     print(header)
     print("-" * len(header))
+    if table:
+        print(f"{'cuda':>6} {'-':>7} {'-':>10} {'-':>9} {'-':>10} {'-':>10}  {NEEDS_CUDA} (not available here)")
     for device in devices:
         for num_points in args.sizes:
             reference = None
@@ -131,12 +138,19 @@ def main() -> None:
                 if method == "naive" and needed > args.naive_limit_gib:
                     print(f"{device:>6} {num_points:>7} {method:>10} {'-':>9} {'-':>10} {'-':>10}  "
                           f"skipped: would need ~{needed:.1f} GiB (> {args.naive_limit_gib} GiB limit)")
+                    table.append({"device": device, "N": num_points, "method": method,
+                                  "status": f"skipped: would need ~{needed:.1f} GiB"})
                     continue
                 seconds, peak, value = run_in_fresh_process(method, num_points, args.dims, device)
                 reference = value if reference is None else reference
                 note = "" if abs(value - reference) < 1e-9 else f"differs from first by {value - reference:.2e}"
                 print(f"{device:>6} {num_points:>7} {method:>10} {seconds:>9.2f} {peak / 2**20:>10.1f} "
                       f"{value:>10.5f}  {note}", flush=True)
+                table.append({"device": device, "N": num_points, "method": method, "seconds": seconds,
+                              "peak_bytes": peak, "mutual_information_nats": value, "status": note or "ok"})
+    info = device_info(torch.device("cuda" if "cuda" in devices else "cpu"))
+    write_json(args.json, info, table, units="seconds per call; peak memory rise in bytes; I(x; z) in nats",
+               dims=args.dims, dtype="float64", devices=devices)
 
 
 if __name__ == "__main__":
