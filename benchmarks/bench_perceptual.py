@@ -10,9 +10,9 @@ the steps are then timed in steady state. Rows (keys for --rows):
 - vaelens: `vaelens.training.train` with train.bf16 and train.channels_last (bf16 applies on CUDA only);
   timed from its metrics.jsonl, which logs only at step `--warmup` and at the end;
 - vaelens-graph: the same plus train.cuda_graph (CUDA only);
-- all-bf16: vaelens' own model and objective stepped by a hand-written loop with the whole step,
-  LPIPS included, under bf16 autocast (the trainer autocasts the model only and computes the
-  objective, LPIPS included, in fp32). It shows what running the frozen VGG in bf16 would give.
+- all-bf16: vaelens' own model and objective stepped by a hand-written loop with the whole step under
+  bf16 autocast. The trainer autocasts the model and the LPIPS network but keeps the pixel and KL terms
+  in float32; this row shows what the trainer's bookkeeping and those float32 terms cost.
 
 Achieved TFLOP/s = counted FLOPs per step x steps per second. The fraction is of the device's dense bf16
 tensor-core peak (bench_common.DENSE_BF16_PEAK_TFLOPS; none on a CPU or an unknown GPU). Issue 7 aims at
@@ -48,7 +48,7 @@ from vaelens.training import resolve_device
 
 PERCEPTUAL = ["loss.perceptual=lpips-vgg", "loss.lpips_random_backbone=true", "train.bf16=true",
               "train.channels_last=true"]
-ROWS = {"vaelens": "vaelens train (bf16 model, fp32 objective)",
+ROWS = {"vaelens": "vaelens train (bf16 model and LPIPS)",
         "vaelens-graph": "vaelens train + cuda_graph",
         "all-bf16": "whole step under bf16 autocast (hand-written loop)"}
 TARGET_FRACTION = 0.30

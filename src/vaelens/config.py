@@ -122,7 +122,8 @@ class TrainConfig:
     device: str = "auto"
     """cpu | cuda | cuda:N | auto (cuda when available)."""
     bf16: bool = False
-    """bf16 autocast for the forward pass on CUDA (ignored on CPU)."""
+    """bf16 autocast on CUDA (ignored on CPU) for the model's forward pass and the perceptual network;
+    pixel, KL and adversarial terms are computed in float32."""
     channels_last: bool = True
     """Keep images and convolution weights in channels-last (NHWC) layout: the layout bf16 tensor-core
     convolutions prefer on GPUs, and 1.1-1.5x faster conv64 steps on a 2-core CPU (oneDNN); no change

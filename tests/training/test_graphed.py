@@ -16,7 +16,7 @@ from vaelens import train
 from vaelens.training import TrainingDiverged
 from vaelens.training import ensemble as ensemble_module
 from vaelens.training import trainer as trainer_module
-from vaelens.training.checkpoint import list_checkpoints
+from vaelens.training.checkpoint import list_checkpoints, load_checkpoint, restore, save_checkpoint
 from vaelens.training.ensemble import train_ensemble
 from vaelens.training.graphed import DivergenceWatch, StepRunner
 
@@ -107,6 +107,27 @@ def test_channels_last_trains_the_same_model(tiny_config, tmp_path):
     plain = train(tiny_config, tmp_path / "plain")
     # NHWC convolutions sum in another order: equal up to float32 rounding over 6 Adam steps.
     assert _max_difference(_weights(plain), _weights(channels_last)) < 1e-5
+
+
+def test_restored_adam_state_takes_the_channels_last_layout_of_its_parameters(tmp_path):
+    # Fused Adam (CUDA) refuses state whose strides differ from the parameter's; checkpoints are contiguous.
+    def conv_and_adam():
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(2, 4, 3).to(memory_format=torch.channels_last)
+        return conv, torch.optim.Adam(conv.parameters())
+
+    conv, adam = conv_and_adam()
+    conv(torch.rand(2, 2, 8, 8)).sum().backward()
+    adam.step()
+    save_checkpoint(tmp_path, 1, {"m": conv}, {"adam": adam}, {})
+    fresh, fresh_adam = conv_and_adam()
+    tensors, meta = load_checkpoint(list_checkpoints(tmp_path)[-1])
+    restore(tensors, meta, {"m": fresh}, {"adam": fresh_adam})
+    weight, fresh_weight = conv.weight, fresh.weight
+    assert fresh_weight.stride() == weight.stride() != torch.empty(weight.shape).stride()
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert fresh_adam.state[fresh_weight][key].stride() == fresh_weight.stride()
+        assert torch.equal(fresh_adam.state[fresh_weight][key], adam.state[weight][key])
 
 
 def test_graph_path_bookkeeping_trains_exactly_as_the_eager_path(tiny_config, tmp_path, graph_path_on_cpu):
@@ -214,3 +235,19 @@ def test_graphed_ensemble_matches_separate_graphed_runs_on_gpu(tiny_config, tmp_
         single = train(config, tmp_path / f"single{k}")
         assert result.summary["eval"]["loss"] == pytest.approx(single.summary["eval"]["loss"], rel=1e-3)
         assert _max_difference(_weights(result), _weights(single)) < 1e-3
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_bf16_perceptual_step_is_captured_on_gpu(tiny_config, tmp_path):
+    # LPIPS (random VGG backbone: no download) under bf16 autocast inside the captured step.
+    tiny_config.train.device = "cuda"
+    tiny_config.train.steps = 8
+    tiny_config.loss.perceptual, tiny_config.loss.lpips_random_backbone = "lpips-vgg", True
+    eager = train(tiny_config, tmp_path / "eager")
+    tiny_config.train.bf16 = tiny_config.train.cuda_graph = True
+    graphed = train(tiny_config, tmp_path / "graphed")
+    assert graphed.summary["status"] == "finished"
+    records = [json.loads(line) for line in (tmp_path / "graphed" / "metrics.jsonl").read_text().splitlines()]
+    assert all(record["perceptual"] > 0 for record in records)
+    assert graphed.summary["eval"]["loss"] == pytest.approx(eager.summary["eval"]["loss"], rel=5e-2)

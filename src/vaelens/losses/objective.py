@@ -73,6 +73,9 @@ class VAEObjective(nn.Module):
         # A plain reference, not a submodule: the decoder's weights belong to the model's checkpoint.
         self._last_layer = [last_layer]
         self.ldm_logvar = nn.Parameter(torch.tensor(float(logvar_init))) if convention == "ldm" else None
+        # Set by the trainer from train.bf16 on CUDA: the perceptual network (most of a perceptual step's
+        # FLOPs) then runs under bf16 autocast; its distance and every pixel term stay float32.
+        self.perceptual_bf16 = False
 
     def generator_parameters(self) -> list[nn.Parameter]:
         """Parameters the autoencoder's optimizer trains (a learned sigma or s; never the discriminator's)."""
@@ -81,7 +84,12 @@ class VAEObjective(nn.Module):
 
     def _reconstruction(self, x, output, x_hat, terms) -> torch.Tensor:
         """Per-image reconstruction term (B,) before the adversarial part; logs each piece in `terms`."""
-        perceptual = self.perceptual(x, x_hat).float() if self.perceptual is not None else None
+        perceptual = None
+        if self.perceptual is not None:
+            # No autocast cache: cached weight casts would be stale in a replayed CUDA graph.
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.perceptual_bf16,
+                                cache_enabled=False):
+                perceptual = self.perceptual(x, x_hat).float()
         if perceptual is not None:
             terms["perceptual"] = perceptual.mean()
         if self.convention == "ldm":

@@ -129,5 +129,19 @@ def restore(tensors: dict, meta: dict, modules: dict[str, torch.nn.Module],
                                   f"run's config: {error}") from error
     for name, optimizer in (optimizers or {}).items():
         optimizer.load_state_dict(optimizer_from_flat(f"optimizer.{name}", tensors, meta["optimizers"][name]))
+        _match_parameter_layouts(optimizer)
     for name, generator in (generators or {}).items():
         generator.set_state(tensors[f"rng.{name}"])
+
+
+def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded state tensor its parameter's memory layout. Checkpoints store contiguous tensors,
+    while channels-last weights (train.channels_last) have other strides, and fused Adam refuses a
+    state whose strides differ from its parameter's."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for key, value in state.items():
+                if (isinstance(value, torch.Tensor) and value.shape == parameter.shape
+                        and value.stride() != parameter.stride()):
+                    state[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)

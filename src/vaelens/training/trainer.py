@@ -159,7 +159,8 @@ def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = F
     data = load_dataset(config.data, split="train").to(device)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, data.image_shape).to(device, memory_format=memory_format(config.train))
-    objective = build_objective(config.loss, data.image_shape, model, device)
+    # Perceptual and discriminator convolutions take the model's layout too.
+    objective = build_objective(config.loss, data.image_shape, model, device).to(memory_format=memory_format(config.train))
     parameters = list(model.parameters()) + objective.generator_parameters()
     optimizer = make_adam(parameters, config.train, device)
     optimizers = {"adam": optimizer}
@@ -189,6 +190,7 @@ def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = F
     autocast = config.train.bf16 and device.type == "cuda"
     graphed = config.train.cuda_graph
     layout = memory_format(config.train)
+    objective.perceptual_bf16 = autocast
     noise_dtype = torch.bfloat16 if autocast else torch.float32
     noise_shape = (config.train.batch_size, *model.latent_shape)
     watch = DivergenceWatch(start_step, device)
@@ -254,6 +256,7 @@ def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = F
         bar.close()
         metrics_file.close()
     elapsed = time.perf_counter() - started
+    objective.perceptual_bf16 = False  # the summary's evaluation is float32 throughout
     if start_step < config.train.steps or not existing:
         checkpoint(config.train.steps)
 
