@@ -10,7 +10,8 @@ writes the table. Rows (keys for --rows):
 - plain: a hand-written loop, fp32, data on the device (the issue's reference);
 - plain-compile: the same + bf16 autocast + channels_last + torch.compile (CUDA only);
 - plain-graph: the same, bf16 + channels_last, whole step captured in a CUDA graph by hand (CUDA only);
-- vaelens: `vaelens.training.train` with its defaults;
+- vaelens: `vaelens.training.train` with its defaults (train.channels_last on);
+- vaelens-nchw: the same with train.channels_last=false (the layout the plain loop and pythae use);
 - vaelens-graph: train.cuda_graph=true, fp32 (CUDA only);
 - vaelens-fast: train.bf16, train.channels_last and train.cuda_graph all true (CUDA only);
 - pythae-model: pythae's BetaVAE forward and loss around the same networks, stepped by the plain loop;
@@ -22,6 +23,7 @@ writes the table. Rows (keys for --rows):
 from __future__ import annotations
 
 import argparse
+import statistics
 import copy
 import json
 import tempfile
@@ -256,10 +258,10 @@ FAST_PATH = {"bf16": True, "channels_last": True, "cuda_graph": True}
 
 
 def vaelens_row(overrides: dict):
-    """A row function timing `train` with these train.* overrides (CUDA only when any is set)."""
+    """A row function timing `train` with these train.* overrides (CUDA only with bf16 or cuda_graph)."""
 
     def row(config, data, device, warmup: int, steps: int) -> float:
-        if overrides:
+        if overrides.get("cuda_graph") or overrides.get("bf16"):
             require_cuda(device)
         return bench_vaelens(config, warmup, steps, overrides)
 
@@ -270,6 +272,7 @@ ROWS = {
     "plain-compile": ("plain + bf16 + channels_last + torch.compile", bench_plain_compiled),
     "plain-graph": ("plain, bf16 + channels_last, CUDA graph", bench_plain_graphed),
     "vaelens": ("vaelens (defaults)", vaelens_row({})),
+    "vaelens-nchw": ("vaelens, channels_last=false", vaelens_row({"channels_last": False})),
     "vaelens-graph": ("vaelens fp32 + cuda_graph", vaelens_row({"cuda_graph": True})),
     "vaelens-fast": ("vaelens fast path (bf16, channels_last, cuda_graph)", vaelens_row(FAST_PATH)),
     "pythae-model": ("pythae BetaVAE (model, plain loop)", bench_pythae),
@@ -292,6 +295,24 @@ def run_row(key: str, config, data, device, warmup: int, steps: int) -> dict:
     except Exception as error:  # noqa: BLE001 - one failing row (e.g. torch.compile without a compiler) must not lose the rest
         row["status"] = f"failed: {type(error).__name__}: {error}"
     return row
+
+
+def run_rounds(keys: list[str], rounds: int, config, data, device, warmup: int, steps: int) -> list[dict]:
+    """Each row `rounds` times, round r starting at row r (so no row always runs first); one dict per row
+    with the median images/s and every round's figure in `rounds`."""
+    figures: dict[str, list[dict]] = {key: [] for key in keys}
+    for round_index in range(rounds):
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            figures[key].append(run_row(key, config, data, device, warmup, steps))
+    rows = []
+    for key in keys:
+        measured = [row["images_per_s"] for row in figures[key] if row["images_per_s"] is not None]
+        row = dict(figures[key][0], rounds=[row["images_per_s"] for row in figures[key]])
+        if measured:
+            row.update(images_per_s=statistics.median(measured), status="ok")
+        rows.append(row)
+    return rows
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -336,7 +357,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rows", nargs="+", metavar="ROW", help=f"run only these rows: {', '.join(ROWS)}")
     parser.add_argument("--json", metavar="OUT", help="also write the table and device description to this file")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every row this many times, each round in a rotated order, and report the median "
+                             "(a row's place in the order can move its figure by 10-30%% on a shared CPU)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
     rows_to_run = selected_rows(args.rows, list(ROWS))
     device = resolve_device(args.device)
     info = device_info(device)
@@ -348,7 +374,7 @@ def main() -> None:
         config = resolve("dsprites-bvae", None, [f"data.subset={args.images}", f"train.batch_size={batch_size}",
                                                   f"train.device={device}"])
         data = load_dataset(config.data).to(device)
-        rows = [run_row(key, config, data, device, args.warmup, args.steps) for key in rows_to_run]
+        rows = run_rounds(rows_to_run, args.rounds, config, data, device, args.warmup, args.steps)
         add_ratios(rows)
         print_rows(rows)
         table += rows
