@@ -45,6 +45,7 @@ class StepRunner:
         self.step, self.capture, self.warmup_steps = step, capture, warmup_steps
         self.calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.stream: torch.cuda.Stream | None = None
         self.outputs: dict[str, torch.Tensor] | None = None
         self.inputs: dict[str, torch.Tensor] = {}
 
@@ -70,15 +71,19 @@ class StepRunner:
         if self.graph is not None:
             self.graph.replay()
             return self.outputs
+        # Warm-up and capture share one side stream: libraries that keep per-stream handles and
+        # workspaces (cuBLAS, cuBLASLt) then create them during warm-up, not mid-capture.
+        if self.stream is None:
+            self.stream = torch.cuda.Stream()
         if self.calls <= self.warmup_steps:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.stream):
                 outputs = self.step()
-            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.current_stream().wait_stream(self.stream)
             return outputs
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: CUDA calls that other threads make meanwhile (a user's logger, say) do not void it.
+        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
             self.outputs = self.step()
         self.graph = graph
         # Capture records the kernels without running them: replay once to take this step for real.
