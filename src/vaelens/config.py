@@ -128,7 +128,8 @@ class TrainConfig:
     """Keep images and convolution weights in channels-last (NHWC) layout: the layout bf16 tensor-core
     convolutions prefer on GPUs; on a 2-core CPU (oneDNN) conv64 steps at batch 256 run 1.5x faster,
     at batch 64 and for the resnet model no faster. No effect on models without convolutions. Same results up to floating-point rounding.
-    The ensemble trainer keeps the default layout (its stacked tensors have five dimensions)."""
+    The ensemble trainer applies it to looped members (the CPU default: each member's slice of a stacked
+    weight gets channels-last strides), not to vmapped ones."""
     cuda_graph: bool = False
     """GPU fast path: capture the whole step (forward, backward, Adam) in one CUDA graph after 3 eager
     warm-up steps and replay it, removing the per-kernel launch cost that bounds small models. CUDA only;

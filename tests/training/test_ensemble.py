@@ -160,3 +160,32 @@ def test_ensemble_on_gpu_matches_separate_gpu_runs(tiny_config, tmp_path):
         single = train(config, tmp_path / f"single{k}")
         assert result.summary["eval"]["loss"] == pytest.approx(single.summary["eval"]["loss"], rel=1e-3)
         assert _max_difference(result.model.state_dict(), single.model.state_dict()) < 1e-3
+
+
+def test_looped_members_get_channels_last_weight_slices_and_matching_adam_state(tiny_config):
+    from vaelens.losses import build_objective
+    from vaelens.models import build_model
+    from vaelens.training.stacked import EnsembleMember, StackedMembers
+
+    torch.manual_seed(0)
+    members, optimizers = [], []
+    for _ in range(3):
+        model = build_model(tiny_config.model, (1, 64, 64))
+        objective = build_objective(tiny_config.loss, (1, 64, 64), model)
+        members.append(EnsembleMember(model, objective))
+        optimizers.append(torch.optim.Adam(list(model.parameters()) + objective.generator_parameters()))
+    stack = StackedMembers(members, optimizers, vectorise=False, channels_last=True)
+    name = "model.encoder_convs.2.weight"  # 8 -> 8 channels: its two layouts differ
+    assert all(stack.params[name][k].is_contiguous(memory_format=torch.channels_last) for k in range(3))
+    loss, _ = stack.losses(torch.rand(3, 4, 1, 64, 64), torch.randn(3, 4, 4), torch.tensor([1.0, 2.0, 3.0]))
+    loss.sum().backward()
+    stack.optimizer.step()
+    weight = stack.params[name]
+    assert stack.optimizer.state[weight]["exp_avg"].stride() == weight.stride()
+    kept = stack.params[name].detach()[[2, 0]].clone()
+    stack.keep([2, 0])
+    weight = stack.params[name]
+    assert torch.equal(weight, kept) and weight[0].is_contiguous(memory_format=torch.channels_last)
+    assert stack.optimizer.state[weight]["exp_avg_sq"].stride() == weight.stride()
+    stack.write_back(0, members[2], optimizers[2])
+    assert torch.equal(dict(members[2].named_parameters())[name], kept[0])

@@ -242,7 +242,8 @@ def _train_loop(runs: list[_Run], data, device, start_step: int, eval_images, pr
     # redraw randperm(N) K times a step (the data keeps only the last (seed, epoch) order).
     views = {run.seed: copy.copy(data) for run in runs}
     alive = list(runs)
-    stack = StackedMembers([run.member for run in alive], [run.optimizer for run in alive], vectorise)
+    stack = StackedMembers([run.member for run in alive], [run.optimizer for run in alive], vectorise,
+                           settings.channels_last)
 
     def ensemble_step() -> dict[str, torch.Tensor]:
         x, noise, beta = runner.inputs["x"], runner.inputs["noise"], runner.inputs["beta"]

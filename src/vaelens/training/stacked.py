@@ -43,17 +43,29 @@ class EnsembleMember(nn.Module):
 class StackedMembers:
     """The live parameters, buffers and Adam state of K members, stacked along a leading model axis."""
 
-    def __init__(self, members: list[EnsembleMember], optimizers: list[torch.optim.Adam], vectorise: bool = True):
+    def __init__(self, members: list[EnsembleMember], optimizers: list[torch.optim.Adam], vectorise: bool = True,
+                 channels_last: bool = False):
         self.vectorise = vectorise
+        # Looped members can run oneDNN's faster channels-last convolutions if every member's slice of a
+        # stacked convolution weight has channels-last strides; vmap's grouped kernels take the default.
+        self.channels_last = channels_last and not vectorise
         self.template = copy.deepcopy(members[0])
         self.names = [name for name, _ in members[0].named_parameters()]
         self.buffer_names = [name for name, _ in members[0].named_buffers()]
-        self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in members])
+        self.params = {name: self._layout(torch.stack([dict(m.named_parameters())[name].detach() for m in members]))
                        .requires_grad_() for name in self.names}
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in members])
                         for name in self.buffer_names}
         self.optimizer = self._adam_like(optimizers[0])
         self._load_state([[opt.state.get(p, {}) for p in opt.param_groups[0]["params"]] for opt in optimizers])
+
+    def _layout(self, stacked: torch.Tensor) -> torch.Tensor:
+        """`stacked` (K, ...) laid out so that, with channels_last, each 4-d member slice is channels-last
+        (memory order K, O, kh, kw, I); otherwise contiguous. Adam state gets the same layout as its
+        parameter (fused Adam requires equal strides)."""
+        if self.channels_last and stacked.ndim == 5:
+            return stacked.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+        return stacked.contiguous()
 
     def _adam_like(self, optimizer: torch.optim.Adam) -> torch.optim.Adam:
         """One Adam over the stacked tensors with `optimizer`'s settings (fused and capturable included)."""
@@ -73,7 +85,7 @@ class StackedMembers:
         for index in range(len(self.names)):
             per_member = [states[index] for states in member_states]
             state[index] = {key: (per_member[0][key].clone() if key == "step"
-                                  else torch.stack([s[key] for s in per_member]))
+                                  else self._layout(torch.stack([s[key] for s in per_member])))
                             for key in per_member[0]}
         self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
 
@@ -93,8 +105,9 @@ class StackedMembers:
         # unbind once per tensor: its backward stacks the K slice gradients in one copy.
         params = {name: p.unbind(0) for name, p in self.params.items()}
         buffers = {name: b.unbind(0) for name, b in self.buffers.items()}
+        layout = torch.channels_last if self.channels_last and x.ndim == 5 else torch.contiguous_format
         outputs = [one({n: v[k] for n, v in params.items()}, {n: v[k] for n, v in buffers.items()},
-                       x[k], noise[k], beta[k]) for k in range(len(x))]
+                       x[k].contiguous(memory_format=layout), noise[k], beta[k]) for k in range(len(x))]
         return (torch.stack([loss for loss, _ in outputs]),
                 {key: torch.stack([terms[key] for _, terms in outputs]) for key in outputs[0][1]})
 
@@ -112,11 +125,11 @@ class StackedMembers:
         index = torch.as_tensor(slots, device=next(iter(self.params.values())).device)
         old_state = self.optimizer.state_dict()["state"]
         old_optimizer = self.optimizer
-        self.params = {name: p.detach()[index].clone().requires_grad_() for name, p in self.params.items()}
+        self.params = {name: self._layout(p.detach()[index].clone()).requires_grad_() for name, p in self.params.items()}
         self.buffers = {name: b[index].clone() for name, b in self.buffers.items()}
         self.optimizer = self._adam_like(old_optimizer)
-        state = {i: {key: (value if key == "step" else value[index].clone()) for key, value in values.items()}
-                 for i, values in old_state.items()}
+        state = {i: {key: (value if key == "step" else self._layout(value[index].clone()))
+                     for key, value in values.items()} for i, values in old_state.items()}
         if state:
             self.optimizer.load_state_dict({"state": state,
                                             "param_groups": self.optimizer.state_dict()["param_groups"]})
@@ -130,6 +143,6 @@ class StackedMembers:
             buffer.copy_(self.buffers[name][slot])
         stacked = self.optimizer.state_dict()["state"]
         if stacked:
-            state = {i: {key: (value.clone() if key == "step" else value[slot].clone())
+            state = {i: {key: (value.clone() if key == "step" else value[slot].clone(memory_format=torch.contiguous_format))
                          for key, value in values.items()} for i, values in stacked.items()}
             optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
