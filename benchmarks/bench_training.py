@@ -23,9 +23,9 @@ writes the table. Rows (keys for --rows):
 from __future__ import annotations
 
 import argparse
-import statistics
 import copy
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
