@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 
 from vaelens.config import resolve
@@ -45,3 +47,19 @@ def interrupt_at():
         patch.setattr(module, "load_dataset", lambda *a, **k: _InterruptingData(real_load(*a, **k), step_to_fail))
 
     return install
+
+
+@pytest.fixture
+def members_of():
+    """members_of(config, [(beta, seed), ...]): copies of `config` differing only in loss.beta and
+    train.seed, as an ensemble's members do."""
+
+    def make(config, betas_and_seeds):
+        members = []
+        for beta, seed in betas_and_seeds:
+            member = copy.deepcopy(config)
+            member.loss.beta, member.train.seed = float(beta), seed
+            members.append(member)
+        return members
+
+    return make

@@ -19,15 +19,6 @@ WEIGHT_TOLERANCE = 2e-5
 LOSS_RELATIVE_TOLERANCE = 1e-5
 
 
-def _members(config, betas_and_seeds):
-    members = []
-    for beta, seed in betas_and_seeds:
-        member = copy.deepcopy(config)
-        member.loss.beta, member.train.seed = float(beta), seed
-        members.append(member)
-    return members
-
-
 @pytest.fixture
 def mlp_config(tiny_config):
     tiny_config.model.name = "mlp"
@@ -39,8 +30,8 @@ def _max_difference(a: dict, b: dict) -> float:
     return max(float((a[key] - b[key]).abs().max()) for key in a)
 
 
-def test_ensemble_matches_separately_trained_runs(tiny_config, tmp_path):
-    configs = _members(tiny_config, [(1.0, 0), (4.0, 1), (2.0, 0)])
+def test_ensemble_matches_separately_trained_runs(tiny_config, tmp_path, members_of):
+    configs = members_of(tiny_config, [(1.0, 0), (4.0, 1), (2.0, 0)])
     results = train_ensemble(configs, [tmp_path / f"member{k}" for k in range(3)], progress=False, vectorise=True)
     looped = train_ensemble(configs, [tmp_path / f"looped{k}" for k in range(3)], progress=False, vectorise=False)
     for k, (config, result) in enumerate(zip(configs, results)):
@@ -77,8 +68,8 @@ def test_ensemble_matches_separately_trained_runs(tiny_config, tmp_path):
 
 
 def test_interrupted_ensemble_resumes_to_the_uninterrupted_result(mlp_config, tmp_path, monkeypatch,
-                                                                  interrupt_at):
-    configs = _members(mlp_config, [(1.0, 0), (8.0, 3)])
+                                                                  interrupt_at, members_of):
+    configs = members_of(mlp_config, [(1.0, 0), (8.0, 3)])
     whole = train_ensemble(configs, [tmp_path / "whole0", tmp_path / "whole1"], progress=False)
     dirs = [tmp_path / "resumed0", tmp_path / "resumed1"]
     with monkeypatch.context() as patch:
@@ -101,8 +92,8 @@ def test_interrupted_ensemble_resumes_to_the_uninterrupted_result(mlp_config, tm
     assert extended.summary["resumed_from"] == 6 and load_run(dirs[1]).step == 8
 
 
-def test_members_a_checkpoint_apart_resume_from_the_common_one(mlp_config, tmp_path):
-    configs = _members(mlp_config, [(1.0, 0), (2.0, 1)])
+def test_members_a_checkpoint_apart_resume_from_the_common_one(mlp_config, tmp_path, members_of):
+    configs = members_of(mlp_config, [(1.0, 0), (2.0, 1)])
     dirs = [tmp_path / "a", tmp_path / "b"]
     whole = train_ensemble(configs, dirs, progress=False)
     # As if interrupted between the two members' final checkpoints: b's newest is step 4, a's step 6.
@@ -116,8 +107,8 @@ def test_members_a_checkpoint_apart_resume_from_the_common_one(mlp_config, tmp_p
         assert _max_difference(a.model.state_dict(), b.model.state_dict()) == 0.0
 
 
-def test_incompatible_configs_are_refused_with_the_reason(mlp_config, tmp_path):
-    a, b = _members(mlp_config, [(1.0, 0), (2.0, 1)])
+def test_incompatible_configs_are_refused_with_the_reason(mlp_config, tmp_path, members_of):
+    a, b = members_of(mlp_config, [(1.0, 0), (2.0, 1)])
     assert ensemble_key(a) == ensemble_key(b)
     b.train.lr = 1e-3
     assert ensemble_key(a) != ensemble_key(b)
@@ -134,8 +125,8 @@ def test_incompatible_configs_are_refused_with_the_reason(mlp_config, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-def test_a_diverging_member_is_recorded_and_the_others_go_on(mlp_config, tmp_path):
-    configs = _members(mlp_config, [(1.0, 0), (float("inf"), 1), (2.0, 2)])
+def test_a_diverging_member_is_recorded_and_the_others_go_on(mlp_config, tmp_path, members_of):
+    configs = members_of(mlp_config, [(1.0, 0), (float("inf"), 1), (2.0, 2)])
     results = train_ensemble(configs, [tmp_path / f"m{k}" for k in range(3)], progress=False)
     diverged = results[1].summary
     assert diverged["status"] == "diverged" and diverged["step"] == 0
@@ -150,11 +141,11 @@ def test_a_diverging_member_is_recorded_and_the_others_go_on(mlp_config, tmp_pat
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_ensemble_on_gpu_matches_separate_gpu_runs(tiny_config, tmp_path):
+def test_ensemble_on_gpu_matches_separate_gpu_runs(tiny_config, tmp_path, members_of):
     # cuDNN may pick different algorithms (and TF32) for grouped and single convolutions, so the
     # tolerance is looser than on the CPU; a wrong batch or beta still moves the loss by far more.
     tiny_config.train.device = "cuda"
-    configs = _members(tiny_config, [(1.0, 0), (4.0, 1)])
+    configs = members_of(tiny_config, [(1.0, 0), (4.0, 1)])
     results = train_ensemble(configs, [tmp_path / "m0", tmp_path / "m1"], progress=False)
     for k, (config, result) in enumerate(zip(configs, results)):
         single = train(config, tmp_path / f"single{k}")

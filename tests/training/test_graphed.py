@@ -165,19 +165,11 @@ def test_graph_path_finds_divergence_at_the_next_check_and_writes_no_bad_checkpo
     assert [path.stem for path in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_000000002"]
 
 
-def _members(config, betas_and_seeds):
-    members = []
-    for beta, seed in betas_and_seeds:
-        member = copy.deepcopy(config)
-        member.loss.beta, member.train.seed = float(beta), seed
-        members.append(member)
-    return members
-
-
-def test_graphed_ensemble_drops_a_diverged_member_at_the_next_check(tiny_config, tmp_path, graph_path_on_cpu):
+def test_graphed_ensemble_drops_a_diverged_member_at_the_next_check(tiny_config, tmp_path, graph_path_on_cpu,
+                                                                  members_of):
     tiny_config.model.name = "mlp"
     tiny_config.train.cuda_graph = True
-    configs = _members(tiny_config, [(1.0, 0), (float("inf"), 1), (2.0, 2)])
+    configs = members_of(tiny_config, [(1.0, 0), (float("inf"), 1), (2.0, 2)])
     results = train_ensemble(configs, [tmp_path / f"m{k}" for k in range(3)], progress=False)
     diverged = results[1].summary
     assert diverged["status"] == "diverged" and diverged["step"] == 0
@@ -226,10 +218,10 @@ def test_bf16_channels_last_graph_trains_and_resumes_on_gpu(tiny_config, tmp_pat
 
 @pytest.mark.gpu
 @needs_cuda
-def test_graphed_ensemble_matches_separate_graphed_runs_on_gpu(tiny_config, tmp_path):
+def test_graphed_ensemble_matches_separate_graphed_runs_on_gpu(tiny_config, tmp_path, members_of):
     tiny_config.train.device = "cuda"
     tiny_config.train.cuda_graph = True
-    configs = _members(tiny_config, [(1.0, 0), (4.0, 1)])
+    configs = members_of(tiny_config, [(1.0, 0), (4.0, 1)])
     results = train_ensemble(configs, [tmp_path / "m0", tmp_path / "m1"], progress=False)
     for k, (config, result) in enumerate(zip(configs, results)):
         single = train(config, tmp_path / f"single{k}")
