@@ -56,9 +56,9 @@ def training_step(config, data, device):
         output = model.decode(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
         terms = objective(x, output, mu, logvar, index)
         optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        terms.loss.backward()
         optimizer.step()
-        objective.discriminator_step(x, terms["reconstruction"], index)
+        objective.discriminator_step(x, terms.reconstruction, index)
 
     return step
 

@@ -82,7 +82,7 @@ class Step:
         else:
             terms = self.objective(x, output, mu, logvar, index)
         self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        terms.loss.backward()
         self.optimizer.step()
 
 

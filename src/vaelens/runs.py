@@ -7,12 +7,11 @@ from pathlib import Path
 
 import torch
 
-from vaelens import config as config_module
 from vaelens.config import RunConfig
-from vaelens.io import read_json
-from vaelens.losses import build_objective
-from vaelens.models import VAE, build_model
-from vaelens.training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, restore
+from vaelens.models import VAE
+from vaelens.training.checkpoint import CheckpointError, load_checkpoint, restore
+from vaelens.training.rundir import RunDirectory
+from vaelens.training.setup import build_parts
 
 
 @dataclass
@@ -30,23 +29,31 @@ class LoadedRun:
     summary: dict | None
     """summary.json, or None for a run that has not finished."""
 
+    @property
+    def status(self) -> str:
+        """finished | diverged | failed | incomplete (see vaelens.training.rundir)."""
+        return RunDirectory(self.run_dir).status()
+
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild the model of a run from config.yaml and its newest checkpoint (safetensors only)."""
-    run_dir = Path(path).expanduser()
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a vaelens run directory (no config.yaml); "
-                                "give the --out directory of a `vaelens train` run")
-    config = config_module.from_dict(config_module.load_yaml(run_dir / "config.yaml"))
-    checkpoints = list_checkpoints(run_dir / "checkpoints")
-    if not checkpoints:
-        raise CheckpointError(f"{run_dir / 'checkpoints'} holds no complete checkpoint; "
+    """Rebuild the model of a run from config.yaml and its newest checkpoint (safetensors only).
+
+    A newest checkpoint that fails verification is an error, not a silent fallback to older weights
+    than the summary describes: the message names the earlier intact checkpoint, which
+    `vaelens train --resume` continues from."""
+    directory = RunDirectory(path)
+    config = directory.read_config()
+    steps = directory.checkpoint_steps()
+    if not steps:
+        raise CheckpointError(f"{directory.checkpoint_folder} holds no complete checkpoint; "
                               "the run stopped before its first one: train it again")
-    tensors, meta = load_checkpoint(checkpoints[-1])
-    image_shape = tuple(meta["data"]["image_shape"])
-    model = build_model(config.model, image_shape)
-    objective = build_objective(config.loss, image_shape, model)
-    restore(tensors, meta, {"model": model, "objective": objective})
-    summary_path = run_dir / "summary.json"
-    summary = read_json(summary_path) if summary_path.is_file() else None
-    return LoadedRun(run_dir, config, model.to(device).eval(), objective.to(device), meta["step"], summary)
+    try:
+        tensors, meta = load_checkpoint(directory.checkpoint_path(steps[-1]))
+    except CheckpointError as error:
+        good = directory.latest_good_checkpoint()
+        hint = f"; step {good.step} is intact and `vaelens train --resume` continues from it" if good else ""
+        raise CheckpointError(f"{error}{hint}") from error
+    parts = build_parts(config, tuple(meta["data"]["image_shape"]), "cpu", training=False)
+    restore(tensors, meta, parts.modules)
+    return LoadedRun(directory.path, config, parts.model.to(device).eval(), parts.objective.to(device),
+                     meta["step"], directory.read_summary())

@@ -150,14 +150,14 @@ def test_objective_adds_the_term_and_describes_it():
     output = decoder(z)
     terms = objective(x, output, z, torch.zeros_like(z), step=0)
     generator_loss = -objective.adversarial.discriminator(2 * output - 1).mean()
-    expected = terms["distortion"] + 1.0 * terms["rate"] + 0.25 * 0.5 * generator_loss
-    torch.testing.assert_close(terms["loss"], expected)
-    assert float(terms["adversarial_weight"]) == 0.5
+    expected = terms.distortion + 1.0 * terms.rate + 0.25 * 0.5 * generator_loss
+    torch.testing.assert_close(terms.loss, expected)
+    assert float(terms.logged["adversarial_weight"]) == 0.5
     description = objective.describe()["adversarial"]
     assert description["disc_loss"] == "hinge" and description["adaptive_weight"].startswith("off")
     assert not set(map(id, objective.adversarial.parameters())) & set(map(id, objective.generator_parameters()))
     # Evaluation (step None) leaves the adversarial term out.
-    assert "adversarial_weight" not in objective(x, output, z, torch.zeros_like(z))
+    assert "adversarial_weight" not in objective(x, output, z, torch.zeros_like(z)).logged
 
 
 @pytest.mark.parametrize("settings, message", [

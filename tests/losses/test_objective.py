@@ -30,10 +30,10 @@ def test_additive_convention_by_hand(batch):
     pixel = likelihood.nll(x, output)
     perceptual = squared_feature_term()(x, output)
     rate = kl_per_unit(mu, logvar).sum(1).mean()
-    torch.testing.assert_close(terms["distortion"], (pixel + 10.0 * perceptual).mean())
-    torch.testing.assert_close(terms["loss"], (pixel + 10.0 * perceptual).mean() + 2.0 * rate)
-    torch.testing.assert_close(terms["pixel"], pixel.mean())
-    torch.testing.assert_close(terms["perceptual"], perceptual.mean())
+    torch.testing.assert_close(terms.distortion, (pixel + 10.0 * perceptual).mean())
+    torch.testing.assert_close(terms.loss, (pixel + 10.0 * perceptual).mean() + 2.0 * rate)
+    torch.testing.assert_close(terms.logged["pixel"], pixel.mean())
+    torch.testing.assert_close(terms.logged["perceptual"], perceptual.mean())
 
 
 def test_convex_convention_by_hand(batch):
@@ -43,7 +43,7 @@ def test_convex_convention_by_hand(batch):
                              neural_fraction=0.25)
     terms = objective(x, output, mu, logvar)
     expected = 0.75 * likelihood.nll(x, output) + 0.25 * squared_feature_term()(x, output)
-    torch.testing.assert_close(terms["distortion"], expected.mean())
+    torch.testing.assert_close(terms.distortion, expected.mean())
 
 
 def test_ldm_convention_by_hand(batch):
@@ -54,8 +54,8 @@ def test_ldm_convention_by_hand(batch):
     terms = objective(x, output, mu, logvar)
     rec = (x - output).abs() + 0.5 * squared_feature_term()(x, output).view(-1, 1, 1, 1)
     nll = (rec / torch.exp(torch.tensor(0.3)) + 0.3).flatten(1).sum(1).mean()
-    torch.testing.assert_close(terms["distortion"], nll)
-    torch.testing.assert_close(terms["loss"], nll + 1e-6 * kl_per_unit(mu, logvar).sum(1).mean())
+    torch.testing.assert_close(terms.distortion, nll)
+    torch.testing.assert_close(terms.loss, nll + 1e-6 * kl_per_unit(mu, logvar).sum(1).mean())
 
 
 def _fit_ldm_logvar(objective, x, output, mu, logvar) -> None:
@@ -64,7 +64,7 @@ def _fit_ldm_logvar(objective, x, output, mu, logvar) -> None:
 
     def closure():
         optimizer.zero_grad()
-        loss = objective(x, output, mu, logvar)["loss"]
+        loss = objective(x, output, mu, logvar).loss
         loss.backward()
         return loss
 
@@ -98,7 +98,7 @@ def test_perceptual_gradient_reaches_the_decoder():
                              neural_fraction=1.0)
     x, z = torch.rand(2, 1, 4, 4), torch.randn(2, 3)
     terms = objective(x, decoder(z), z, torch.zeros_like(z))
-    terms["distortion"].backward()
+    terms.distortion.backward()
     assert decoder[0].weight.grad.abs().sum() > 0
 
 
@@ -111,7 +111,7 @@ def test_structural_term_is_one_minus_ssim():
     objective = VAEObjective(likelihood, beta=1.0, ssim_weight=3.0)
     terms = objective(x, output, torch.zeros(2, 1), torch.zeros(2, 1))
     expected = likelihood.nll(x, output) + 3.0 * (1 - ssim(x, output))
-    torch.testing.assert_close(terms["distortion"], expected.mean())
+    torch.testing.assert_close(terms.distortion, expected.mean())
 
 
 def test_bad_loss_configurations():

@@ -49,7 +49,7 @@ def test_gradient_reaches_the_decoder_through_a_frozen_network(spec, feature_fil
     objective = build_objective(config, (1, 32, 32))
     x, z = torch.rand(2, 1, 32, 32), torch.randn(2, 3)
     terms = objective(x, decoder(z), z, torch.zeros_like(z))
-    terms["distortion"].backward()
+    terms.distortion.backward()
     assert float(decoder[0].weight.grad.abs().sum()) > 0
     # The feature network is neither trained nor stored with the objective.
     assert not any(key.startswith("perceptual") for key in objective.state_dict())

@@ -82,8 +82,8 @@ def test_objective_convention_sum_pixels_mean_batch_beta_kl(pair):
     terms = objective(x, output, mu, logvar)
     distortion = objective.likelihood.nll(x, output).mean()
     rate = kl_per_unit(mu, logvar).sum(1).mean()
-    torch.testing.assert_close(terms["loss"], distortion + 3.0 * rate)
-    torch.testing.assert_close(terms["kl_per_unit"].sum(), rate)
+    torch.testing.assert_close(terms.loss, distortion + 3.0 * rate)
+    torch.testing.assert_close(terms.kl_per_unit.sum(), rate)
     described = objective.describe()
     assert described["convention"] == "additive" and described["units"] == "nats" and described["beta"] == 3.0
 

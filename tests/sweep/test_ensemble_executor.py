@@ -51,7 +51,7 @@ def test_groups_train_skip_fall_back_and_fail_per_run(base_config, tmp_path, rec
     tasks = [
         _task(base_config, tmp_path, "beta1", loss__beta=1.0, train__seed=0),
         _task(base_config, tmp_path, "beta4", loss__beta=4.0, train__seed=1),
-        _task(base_config, tmp_path, "broken", loss__beta=float("inf"), train__seed=2),
+        _task(base_config, tmp_path, "broken", loss__beta=1e39, train__seed=2),
         _task(base_config, tmp_path, "ssim", analyze=False, loss__beta=1.0, loss__ssim_weight=0.5),
         _task(base_config, tmp_path, "faster", loss__beta=1.0, train__lr=1e-3),
     ]

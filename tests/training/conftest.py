@@ -3,6 +3,7 @@ import copy
 import pytest
 
 from vaelens.config import resolve
+from vaelens.training import TrainingHooks
 
 
 @pytest.fixture
@@ -16,37 +17,21 @@ def tiny_config(tmp_path, monkeypatch):
     ])
 
 
-class _InterruptingData:
-    """Wraps a data set so that asking for the batch of one step raises KeyboardInterrupt, as a killed run would."""
+def interrupted_at(done: int):
+    """Hooks that kill the training loop (KeyboardInterrupt, as Ctrl-C or a killed process) once `done`
+    steps have been taken and bookkept, so a test can resume the run it left behind."""
 
-    def __init__(self, data, step_to_fail: int):
-        self.data, self.step_to_fail = data, step_to_fail
-
-    def __getattr__(self, name):
-        if name == "data":  # looked up before __init__ ran, e.g. while a trainer copies the object
-            raise AttributeError(name)
-        return getattr(self.data, name)
-
-    def to(self, device):
-        self.data = self.data.to(device)
-        return self
-
-    def batch(self, step, batch_size, seed):
-        if step == self.step_to_fail:
+    def stop(steps_done: int) -> None:
+        if steps_done == done:
             raise KeyboardInterrupt
-        return self.data.batch(step, batch_size, seed)
+
+    return TrainingHooks(on_step=stop)
 
 
 @pytest.fixture
 def interrupt_at():
-    """interrupt_at(patch, module, step): make `module`'s training loop die at `step` within `patch`
-    (a monkeypatch context), so a test can resume the run it left behind."""
-
-    def install(patch, module, step_to_fail: int) -> None:
-        real_load = module.load_dataset
-        patch.setattr(module, "load_dataset", lambda *a, **k: _InterruptingData(real_load(*a, **k), step_to_fail))
-
-    return install
+    """interrupt_at(done) -> TrainingHooks that interrupt training after `done` steps."""
+    return interrupted_at
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from vaelens import load_run, train
-from vaelens.training import trainer as trainer_module
 from vaelens.training.checkpoint import list_checkpoints, load_checkpoint
 
 
@@ -19,7 +18,7 @@ def adversarial_config(tiny_config):
     return tiny_config
 
 
-def test_resume_with_discriminator_equals_uninterrupted_run(adversarial_config, tmp_path, monkeypatch,
+def test_resume_with_discriminator_equals_uninterrupted_run(adversarial_config, tmp_path,
                                                             interrupt_at):
     whole = train(adversarial_config, tmp_path / "whole")
     tensors, meta = load_checkpoint(list_checkpoints(tmp_path / "whole" / "checkpoints")[-1])
@@ -33,10 +32,8 @@ def test_resume_with_discriminator_equals_uninterrupted_run(adversarial_config, 
     assert all(torch.equal(value, whole.objective.adversarial.discriminator.state_dict()[key])
                for key, value in loaded.items())
 
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, trainer_module, 5)
-        with pytest.raises(KeyboardInterrupt):
-            train(adversarial_config, tmp_path / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train(adversarial_config, tmp_path / "resumed", hooks=interrupt_at(5))
     resumed = train(adversarial_config, tmp_path / "resumed", resume=True)
     assert resumed.summary["resumed_from"] == 4
     for module in ("model", "objective"):

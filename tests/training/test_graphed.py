@@ -14,8 +14,7 @@ import torch
 from vaelens import config as config_module
 from vaelens import train
 from vaelens.training import TrainingDiverged
-from vaelens.training import ensemble as ensemble_module
-from vaelens.training import trainer as trainer_module
+from vaelens.training import TrainingHooks
 from vaelens.training.checkpoint import list_checkpoints, load_checkpoint, restore, save_checkpoint
 from vaelens.training.ensemble import train_ensemble
 from vaelens.training.graphed import DivergenceWatch, StepRunner
@@ -38,11 +37,9 @@ class _CopyingEagerRunner(StepRunner):
 
 
 @pytest.fixture
-def graph_path_on_cpu(monkeypatch):
-    """Let train.cuda_graph=true run on the CPU with everything but the capture itself."""
-    for module in (trainer_module, ensemble_module):
-        monkeypatch.setattr(module, "_check_fast_path", lambda config, device: None)
-        monkeypatch.setattr(module, "StepRunner", _CopyingEagerRunner)
+def graph_path_on_cpu():
+    """Hooks that let train.cuda_graph=true run on the CPU with everything but the capture itself."""
+    return TrainingHooks(step_runner=_CopyingEagerRunner)
 
 
 def _weights(result) -> dict:
@@ -133,7 +130,7 @@ def test_restored_adam_state_takes_the_channels_last_layout_of_its_parameters(tm
 def test_graph_path_bookkeeping_trains_exactly_as_the_eager_path(tiny_config, tmp_path, graph_path_on_cpu):
     eager = train(tiny_config, tmp_path / "eager")
     tiny_config.train.cuda_graph = True
-    graphed = train(tiny_config, tmp_path / "graphed")
+    graphed = train(tiny_config, tmp_path / "graphed", hooks=graph_path_on_cpu)
     assert _max_difference(_weights(eager), _weights(graphed)) == 0.0
     eager_log = (tmp_path / "eager" / "metrics.jsonl").read_text().splitlines()
     graphed_log = (tmp_path / "graphed" / "metrics.jsonl").read_text().splitlines()
@@ -145,13 +142,11 @@ def test_graph_path_finds_divergence_at_the_next_check_and_writes_no_bad_checkpo
     from vaelens.losses.objective import VAEObjective
 
     real_forward = VAEObjective.forward
-    calls = {"n": 0}
 
-    def poisoned(self, x, output, mu, logvar, step=None):
-        calls["n"] += 1
-        terms = real_forward(self, x, output, mu, logvar, step)
-        if calls["n"] == 4:  # training step 3: the device records it, the host reads it at step 4
-            terms["loss"] = terms["loss"] * float("nan")
+    def poisoned(self, x, output, mu, logvar, step=None, beta=None):
+        terms = real_forward(self, x, output, mu, logvar, step, beta)
+        if step == 3:  # training step 3: the device records it, the host reads it at step 4 (step None: evaluation)
+            terms.loss = terms.loss * float("nan")
         return terms
 
     monkeypatch.setattr(VAEObjective, "forward", poisoned)
@@ -159,7 +154,7 @@ def test_graph_path_finds_divergence_at_the_next_check_and_writes_no_bad_checkpo
     tiny_config.train.log_every = 5
     with pytest.raises(TrainingDiverged, match=r"diverged at step 3 \(a non-finite loss, found at step 4.*"
                                                r"step_000000002 is kept"):
-        train(tiny_config, tmp_path / "run")
+        train(tiny_config, tmp_path / "run", hooks=graph_path_on_cpu)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["step"] == 3
     assert [path.stem for path in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_000000002"]
@@ -169,8 +164,9 @@ def test_graphed_ensemble_drops_a_diverged_member_at_the_next_check(tiny_config,
                                                                   members_of):
     tiny_config.model.name = "mlp"
     tiny_config.train.cuda_graph = True
-    configs = members_of(tiny_config, [(1.0, 0), (float("inf"), 1), (2.0, 2)])
-    results = train_ensemble(configs, [tmp_path / f"m{k}" for k in range(3)], progress=False)
+    configs = members_of(tiny_config, [(1.0, 0), (1e39, 1), (2.0, 2)])  # 1e39 overflows float32: inf loss
+    results = train_ensemble(configs, [tmp_path / f"m{k}" for k in range(3)], progress=False,
+                             hooks=graph_path_on_cpu)
     diverged = results[1].summary
     assert diverged["status"] == "diverged" and diverged["step"] == 0
     assert "found at step 1" in diverged["error"]
@@ -199,7 +195,7 @@ def test_captured_step_matches_the_eager_step_on_gpu(tiny_config, tmp_path):
 
 @pytest.mark.gpu
 @needs_cuda
-def test_bf16_channels_last_graph_trains_and_resumes_on_gpu(tiny_config, tmp_path, monkeypatch, interrupt_at):
+def test_bf16_channels_last_graph_trains_and_resumes_on_gpu(tiny_config, tmp_path, interrupt_at):
     tiny_config.train.device = "cuda"
     tiny_config.train.steps, tiny_config.train.lr = 40, 1e-3
     tiny_config.train.checkpoint_every, tiny_config.train.log_every = 10, 10
@@ -207,10 +203,8 @@ def test_bf16_channels_last_graph_trains_and_resumes_on_gpu(tiny_config, tmp_pat
     whole = train(tiny_config, tmp_path / "whole")
     records = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["loss"] < 0.7 * records[0]["loss"]
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, trainer_module, 25)
-        with pytest.raises(KeyboardInterrupt):
-            train(tiny_config, tmp_path / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config, tmp_path / "resumed", hooks=interrupt_at(25))
     resumed = train(tiny_config, tmp_path / "resumed", resume=True)
     assert resumed.summary["resumed_from"] == 20
     assert resumed.summary["eval"]["loss"] == pytest.approx(whole.summary["eval"]["loss"], rel=2e-2)

@@ -117,7 +117,7 @@ class AdversarialTerm(nn.Module):
         """(lambda * (-E D(x̂)), info) for the autoencoder's loss; zero before disc_start."""
         if not self.active(step):
             zero = torch.zeros((), device=x_hat.device)
-            return zero, {"weight": 0.0, "term": 0.0}
+            return zero, {"weight": zero, "term": zero}
         # The discriminator's parameters need no gradient from the autoencoder's loss: its own
         # optimizer trains it, so building that part of the graph would be wasted work.
         self.discriminator.requires_grad_(False)
@@ -130,8 +130,9 @@ class AdversarialTerm(nn.Module):
         else:
             weight = torch.tensor(self.disc_weight, device=x_hat.device)
         weighted = weight * generator_loss
-        return weighted, {"generator_loss": float(generator_loss.detach()), "weight": float(weight),
-                          "term": float(weighted.detach())}
+        # Detached tensors, not floats: reading them back here would stall a GPU once per step.
+        return weighted, {"generator_loss": generator_loss.detach(), "weight": weight.detach(),
+                          "term": weighted.detach()}
 
     def discriminator_step(self, x: torch.Tensor, x_hat: torch.Tensor, step: int) -> dict:
         """One Adam step of the discriminator on real x and detached x̂ (nothing before disc_start)."""
@@ -142,13 +143,13 @@ class AdversarialTerm(nn.Module):
         logits_real = self.logits(real)
         logits_fake = self.logits(x_hat.detach())
         loss = discriminator_loss(self.loss, logits_real, logits_fake)
-        info = {"discriminator_loss": float(loss.detach()),
-                "discriminator_logits_real": float(logits_real.detach().mean()),
-                "discriminator_logits_fake": float(logits_fake.detach().mean())}
+        info = {"discriminator_loss": loss.detach(),
+                "discriminator_logits_real": logits_real.detach().mean(),
+                "discriminator_logits_fake": logits_fake.detach().mean()}
         if self.r1_gamma > 0:
             penalty = r1_penalty(logits_real, real)
             loss = loss + 0.5 * self.r1_gamma * penalty
-            info["discriminator_r1"] = float(penalty.detach())
+            info["discriminator_r1"] = penalty.detach()
         loss.backward()
         self.optimizer.step()
         return info

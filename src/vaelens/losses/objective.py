@@ -16,13 +16,40 @@ layer (or disc_weight when not adaptive), zero before disc_start.
 
 from __future__ import annotations
 
+import typing
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
+
+from vaelens.config.sections import Convention
 
 from vaelens.losses.pointwise import PointwiseLikelihood, build_likelihood
 
 REDUCTION = "per-image terms summed over pixels, mean over batch; KL summed over latent units, times beta"
-CONVENTIONS = ("additive", "convex", "ldm")
+CONVENTIONS = typing.get_args(Convention)
+
+
+@dataclass
+class ObjectiveTerms:
+    """What the objective computes for one batch (batch means in nats unless said otherwise)."""
+
+    loss: torch.Tensor
+    """What is minimised: distortion + beta * rate, plus the adversarial term when training."""
+    distortion: torch.Tensor
+    """The reconstruction part of the loss (adversarial term excluded), under the convention."""
+    rate: torch.Tensor
+    """KL(q(z|x) || N(0, I)) summed over latent units."""
+    kl_per_unit: torch.Tensor
+    """The KL of each latent unit, (d,)."""
+    reconstruction: torch.Tensor
+    """x̂, the likelihood's mean of the decoder output (B, C, H, W): the discriminator's input."""
+    logged: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Further scalar terms for metrics.jsonl (pixel, perceptual, structural, ldm_logvar, adversarial_*)."""
+
+    def scalars(self) -> dict[str, torch.Tensor]:
+        """Every scalar term by name (loss, distortion, rate, then the logged ones), as metrics.jsonl records them."""
+        return {"loss": self.loss, "distortion": self.distortion, "rate": self.rate, **self.logged}
 
 
 def kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -113,23 +140,22 @@ class VAEObjective(nn.Module):
             reconstruction = reconstruction + self.ssim_weight * structural
         return reconstruction
 
-    def forward(self, x, output, mu, logvar, step: int | None = None) -> dict[str, torch.Tensor]:
-        """Loss terms for one batch. `loss` is what is minimised; `distortion` (the reconstruction part,
-        adversarial term excluded) and `rate` are batch means in nats; `kl_per_unit` is (d,). `step`
-        None means evaluation: the adversarial term is left out."""
+    def forward(self, x, output, mu, logvar, step: int | None = None,
+                beta: torch.Tensor | float | None = None) -> ObjectiveTerms:
+        """The terms for one batch. `step` None means evaluation: the adversarial term is left out.
+        `beta` overrides loss.beta (the ensemble passes each member's beta as a mapped tensor)."""
         x_hat = self.likelihood.mean(output)
-        terms: dict[str, torch.Tensor] = {"reconstruction": x_hat}
-        distortion = self._reconstruction(x, output, x_hat, terms).mean()
+        logged: dict[str, torch.Tensor] = {}
+        distortion = self._reconstruction(x, output, x_hat, logged).mean()
         kl = kl_per_unit(mu, logvar)
         rate = kl.sum(1).mean()
-        loss = distortion + self.beta * rate
+        loss = distortion + (self.beta if beta is None else beta) * rate
         if self.adversarial is not None and step is not None:
             weighted, info = self.adversarial.generator_term(x_hat, distortion, self._last_layer[0].weight, step)
             scale = self.neural_fraction if self.convention == "convex" else 1.0
             loss = loss + scale * weighted
-            terms.update({f"adversarial_{key}": torch.as_tensor(value) for key, value in info.items()})
-        terms.update({"loss": loss, "distortion": distortion, "rate": rate, "kl_per_unit": kl.mean(0)})
-        return terms
+            logged.update({f"adversarial_{key}": value for key, value in info.items()})
+        return ObjectiveTerms(loss, distortion, rate, kl.mean(0), x_hat, logged)
 
     def discriminator_step(self, x: torch.Tensor, x_hat: torch.Tensor, step: int) -> dict:
         """One discriminator update on real x and detached reconstructions (no-op without a discriminator)."""

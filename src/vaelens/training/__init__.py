@@ -1,7 +1,11 @@
-"""Training: one model at a time, checkpoints, resume."""
+"""Training: one model or an ensemble, one shared loop, run directories, checkpoints, resume."""
 
+from vaelens.devices import resolve_device
 from vaelens.training.checkpoint import CheckpointError
-from vaelens.training.trainer import RunExistsError, RunResult, TrainingDiverged, evaluate, resolve_device, train
+from vaelens.training.loop import TrainingHooks
+from vaelens.training.run import RunResult, TrainingDiverged, evaluate
+from vaelens.training.rundir import NotARunError, RunDirectory, RunExistsError
+from vaelens.training.trainer import train
 
-__all__ = ["CheckpointError", "RunExistsError", "RunResult", "TrainingDiverged", "evaluate", "resolve_device",
-           "train"]
+__all__ = ["CheckpointError", "NotARunError", "RunDirectory", "RunExistsError", "RunResult", "TrainingDiverged",
+           "TrainingHooks", "evaluate", "resolve_device", "train"]

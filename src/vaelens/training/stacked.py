@@ -30,14 +30,12 @@ class EnsembleMember(nn.Module):
         # False when the step is captured in a CUDA graph: cached weight casts would be stale on replay.
         self.cache_casts = cache_casts
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The training loss for one batch and its scalar terms, computed as `vaelens.training.train` does."""
+    def forward(self, x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The member's scalar terms for one batch (loss first), computed by the objective itself with
+        beta, the one objective setting members may differ in, passed in as a mapped tensor."""
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast, cache_enabled=self.cache_casts):
             output, mu, logvar = self.model(x, noise)
-        terms = self.objective(x, output, mu, logvar)
-        # beta is the one objective setting members may differ in, so it comes in as a mapped tensor.
-        loss = terms["distortion"] + beta * terms["rate"]
-        return loss, {key: value for key, value in terms.items() if value.ndim == 0 and key != "loss"}
+        return self.objective(x, output, mu, logvar, beta=beta).scalars()
 
 
 class StackedMembers:
@@ -89,8 +87,8 @@ class StackedMembers:
                             for key in per_member[0]}
         self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
 
-    def losses(self, x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Per-member losses (K,) and scalar terms (each (K,)) for batches x (K, B, ...) and noise (K, B, ...).
+    def losses(self, x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-member scalar terms, each (K,) ("loss" first), for batches x (K, B, ...) and noise (K, B, ...).
 
         `vmap` runs each layer once for all members (grouped convolutions, batched matmuls), which pays
         on a GPU where single small models leave it idle. On a CPU the single model already keeps the
@@ -108,8 +106,7 @@ class StackedMembers:
         layout = torch.channels_last if self.channels_last and x.ndim == 5 else torch.contiguous_format
         outputs = [one({n: v[k] for n, v in params.items()}, {n: v[k] for n, v in buffers.items()},
                        x[k].contiguous(memory_format=layout), noise[k], beta[k]) for k in range(len(x))]
-        return (torch.stack([loss for loss, _ in outputs]),
-                {key: torch.stack([terms[key] for _, terms in outputs]) for key in outputs[0][1]})
+        return {key: torch.stack([terms[key] for terms in outputs]) for key in outputs[0]}
 
     def clip_gradients(self, max_norm: float) -> None:
         """Per-member global-norm clipping, as torch.nn.utils.clip_grad_norm_ does for one model."""
