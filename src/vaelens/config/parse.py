@@ -161,10 +161,12 @@ def parse_override(text: str) -> tuple[str, object]:
         raise ConfigError(f"override '{text}' must look like key=value, e.g. loss.beta=4")
     key, raw = text.split("=", 1)
     value = yaml.safe_load(raw) if raw.strip() else ""
-    # YAML 1.1 reads "1e-4" as a string; accept it as the number a user meant.
+    # YAML 1.1 reads "1e-4" as a string; accept it as the number a user meant. "nan" and "inf" become
+    # numbers too, so that the field's own check says what is wrong with them.
     if isinstance(value, str):
         try:
-            value = float(value) if any(c in value for c in ".eE") else value
+            numeric = any(c in value for c in ".eE") or value.strip().lower().lstrip("+-") in ("nan", "inf")
+            value = float(value) if numeric else value
         except ValueError:
             pass
     return key.strip(), value

@@ -7,12 +7,15 @@ image space) and keeps every normalising constant, so the distortion is a true N
 from __future__ import annotations
 
 import math
+import typing
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from vaelens.config.sections import LikelihoodName
 
 HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
@@ -167,7 +170,8 @@ class BernoulliLikelihood(PointwiseLikelihood):
         return torch.sigmoid(output)
 
 
-LIKELIHOODS = ("gaussian", "gaussian_learned", "laplace", "bernoulli")
+LIKELIHOODS = typing.get_args(LikelihoodName)
+"""The likelihood names, as the config declares them."""
 
 
 def build_likelihood(config, image_shape) -> PointwiseLikelihood:

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from vaelens import config as config_module
@@ -83,3 +85,42 @@ def test_every_field_is_documented():
 def test_every_preset_resolves():
     for name in config_module.preset_names():
         assert isinstance(resolve(name), RunConfig)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.latent_dim=0", "model.latent_dim must be at least 1, got 0"),
+    ("model.latent_dim=-3", "model.latent_dim must be at least 1, got -3"),
+    ("loss.beta=nan", "loss.beta must be a finite number >= 0, got nan"),
+    ("loss.beta=-inf", "loss.beta must be a finite number >= 0, got -inf"),
+    ("train.lr=0", "train.lr must be a finite number > 0"),
+    ("loss.neural_fraction=1.5", "loss.neural_fraction must lie in [0, 1]"),
+    ("train.adam_betas=[0.9]", "train.adam_betas must hold exactly 2 values"),
+    ("loss.convention=adittive", "loss.convention must be one of additive, convex, ldm; got 'adittive'"),
+    ("loss.likelihood=gauss", "loss.likelihood must be one of gaussian, gaussian_learned, laplace, bernoulli"),
+    ("loss.disc_loss=wgan", "loss.disc_loss must be one of hinge, non_saturating"),
+    ("loss.ssim_kind=msssim", "loss.ssim_kind must be one of ssim, ms_ssim"),
+    ("model.name=conv128", "model.name must be one of conv64, conv32, mlp, linear, resnet"),
+])
+def test_nonsensical_values_fail_when_read_naming_the_key(override, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        resolve(None, None, [override])
+
+
+def test_values_in_a_yaml_file_are_checked_too(tmp_path):
+    (tmp_path / "bad.yaml").write_text("loss:\n  convention: convexx\n")
+    with pytest.raises(ConfigError, match="loss.convention must be one of"):
+        resolve(None, tmp_path / "bad.yaml")
+
+
+def test_a_config_edited_in_python_is_checked_before_training(tmp_path):
+    from vaelens import train
+
+    config = resolve("dsprites-bvae", None, ["train.device=cpu"])
+    config.model.latent_dim = 0
+    with pytest.raises(ConfigError, match="model.latent_dim must be at least 1"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    config.model.latent_dim = 4
+    config.loss.beta = float("nan")
+    with pytest.raises(ConfigError, match="loss.beta must be a finite number"):
+        config_module.check_config(config)

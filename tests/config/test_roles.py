@@ -1,0 +1,90 @@
+"""Which keys change a result: one role per field, and every consumer derived from it."""
+
+import copy
+import typing
+
+import pytest
+
+from vaelens import config as config_module
+from vaelens.config import RunConfig, resolve
+from vaelens.config.sections import DatasetName, ModelName
+
+
+def test_every_field_declares_a_known_role():
+    assert config_module.undeclared_fields() == []
+    roles = {key: config_module.field_info(key)["role"] for key, _ in config_module.roles.config_fields()}
+    assert set(roles.values()) == set(config_module.ROLES)
+    assert roles["train.channels_last"] == roles["train.cuda_graph"] == "execution"
+    assert roles["train.log_every"] == roles["train.progress"] == roles["train.device"] == "bookkeeping"
+    assert roles["loss.ssim_weight"] == roles["train.bf16"] == roles["train.grad_clip"] == "result"
+
+
+def test_a_field_without_a_role_is_caught(monkeypatch):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Extra:
+        untagged: int = 3
+
+    monkeypatch.setitem(config_module.SECTIONS, "extra", Extra)
+    assert config_module.undeclared_fields() == ["extra.untagged"]
+
+
+@pytest.mark.parametrize("preset, overrides, expected", [
+    (None, [], "5f7650e9a8ba"),
+    ("dsprites-bvae", ["loss.beta=4"], "1288b26fb87b"),
+    ("natural-perceptual", [], "faad8ddfd696"),
+])
+def test_run_ids_are_those_of_earlier_versions(preset, overrides, expected):
+    # Measured before the roles existed: a sweep made then is found, not retrained.
+    assert config_module.config_hash(resolve(preset, None, overrides)) == expected
+
+
+def test_the_run_id_ignores_execution_keys_only():
+    base = resolve("dsprites-bvae")
+    for key in config_module.keys_where(role="execution"):
+        other = copy.deepcopy(base)
+        section, name = key.split(".")
+        config_module.update(other, {key: not getattr(getattr(base, section), name)})
+        assert config_module.config_hash(other) == config_module.config_hash(base), key
+    for key, value in (("train.log_every", 7), ("loss.ssim_weight", 0.5), ("train.steps", 9)):
+        other = config_module.update(copy.deepcopy(base), {key: value})
+        assert config_module.config_hash(other) != config_module.config_hash(base), key
+
+
+def test_resume_may_change_bookkeeping_execution_and_steps_but_no_other_result_key():
+    saved = config_module.to_dict(resolve("dsprites-bvae"))
+    now = resolve("dsprites-bvae", None, ["train.steps=50000", "train.log_every=5", "train.device=cpu",
+                                           "train.channels_last=false", "train.checkpoint_every=7"])
+    assert config_module.resume_conflicts(saved, config_module.to_dict(now)) == []
+    config_module.update(now, {"train.bf16": True, "loss.ssim_weight": 0.1})
+    conflicts = config_module.resume_conflicts(saved, config_module.to_dict(now))
+    assert conflicts == ["loss.ssim_weight: 0.0 (saved) != 0.1 (now)", "train.bf16: False (saved) != True (now)"]
+
+
+def test_ensemble_members_may_differ_in_beta_and_seed_only():
+    a = resolve("dsprites-bvae")
+    b = resolve("dsprites-bvae", None, ["loss.beta=9", "train.seed=4"])
+    assert config_module.ensemble_key(a) == config_module.ensemble_key(b)
+    assert config_module.ensemble_key(a) != config_module.ensemble_key(
+        resolve("dsprites-bvae", None, ["train.log_every=3"]))
+
+
+def test_pairing_covers_every_result_key_but_the_compared_terms():
+    setup = config_module.pairing_setup(config_module.to_dict(RunConfig()), ("perceptual", "adversarial", "neural"),
+                                        exclude=("train.seed", "loss.convention"))
+    # The keys an earlier hand-written whitelist missed: an SSIM or bf16 run is not a pointwise baseline.
+    assert {"loss.ssim_weight", "loss.ssim_kind", "loss.metric", "train.grad_clip", "train.bf16"} <= set(setup)
+    assert not {"loss.perceptual", "loss.perceptual_weight", "loss.disc_weight", "loss.neural_fraction",
+                "train.seed", "loss.convention", "train.log_every", "train.channels_last"} & set(setup)
+
+
+def test_enum_types_match_the_registries():
+    from vaelens.data import DATASET_NAMES
+    from vaelens.losses import CONVENTIONS, LIKELIHOODS
+    from vaelens.models import MODELS
+
+    assert set(typing.get_args(ModelName)) == set(MODELS)
+    assert set(typing.get_args(DatasetName)) == set(DATASET_NAMES)
+    assert set(LIKELIHOODS) == {"gaussian", "gaussian_learned", "laplace", "bernoulli"}
+    assert set(CONVENTIONS) == {"additive", "convex", "ldm"}
