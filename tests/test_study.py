@@ -108,10 +108,10 @@ def test_a_tiny_study_runs_every_family_end_to_end(tmp_path, monkeypatch):
                                             batch_size=16, widths=(4, 8, 8, 8), eval_images=32, progress=False)
     features = save_feature_network(network, metadata, tmp_path / "net.safetensors")
     scale = StudyScale(steps=4, subset=128, betas=(1.0,), seeds=(0, 1), channels=4, hidden_dim=16, batch_size=8,
-                       analysis_images=32, disc_channels=4, disc_layers=2)
+                       analysis_images=32, disc_channels=4, disc_layers=2, disentanglement=False)
     spec = study_spec("dsprites", scale, perceptual=f"features:{features}")
     spec["zip"][0] = {key: values[:4] for key, values in spec["zip"][0].items()}  # the additive convention
-    report = run_study({"dsprites": spec}, tmp_path / "study", progress=False, disentanglement=False)
+    report = run_study({"dsprites": spec}, tmp_path / "study", progress=False)
     index = json.loads((tmp_path / "study" / "sweep.json").read_text())
     assert [run["status"] for run in index["runs"]] == ["finished"] * 8
     families = {_family(variant) for variant in _variants(spec)}

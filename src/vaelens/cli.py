@@ -73,11 +73,20 @@ def command_analyze(args) -> int:
     return 0
 
 
+EXECUTOR_OPTIONS = ("workers", "address", "runs_per_gpu", "max_retries", "max_models")
+"""Command-line options that belong to an executor: only those given are passed, and the executor refuses
+one it does not take."""
+
+
+def _executor_options(args) -> dict:
+    return {name: getattr(args, name) for name in EXECUTOR_OPTIONS if getattr(args, name, None) is not None}
+
+
 def command_sweep(args) -> int:
     from vaelens.sweep import run_sweep
 
-    result = run_sweep(args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
-                       progress=not args.no_progress, runs_per_gpu=args.runs_per_gpu)
+    result = run_sweep(args.spec, args.out, executor=args.executor, progress=not args.no_progress,
+                       **_executor_options(args))
     if args.no_progress:
         from vaelens.sweep import summary_table
 
@@ -100,8 +109,8 @@ def command_reproduce(args) -> int:
     from vaelens.report import format_claims_table
     from vaelens.study import reproduce
 
-    path = reproduce("full" if args.full else "quick", args.out, executor=args.executor, workers=args.workers,
-                     address=args.address, progress=not args.no_progress)
+    path = reproduce("full" if args.full else "quick", args.out, executor=args.executor,
+                     progress=not args.no_progress, **_executor_options(args))
     print(format_claims_table(read_json(path.parent / "claims.json")))
     print(f"report: {path}")
     return 0
@@ -142,6 +151,17 @@ def command_theory(args) -> int:
     return 0
 
 
+def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local: parallel processes (default 1; with GPUs, runs go round-robin over them)")
+    parser.add_argument("--address", default=None, help="ray: cluster address (default: start a local Ray)")
+    parser.add_argument("--runs-per-gpu", type=int, default=None, help="ray: runs sharing one GPU (default 1)")
+    parser.add_argument("--max-retries", type=int, default=None, help="ray: retries of a run whose worker died "
+                                                                       "(default 2)")
+    parser.add_argument("--max-models", type=int, default=None,
+                        help="ensemble: most members trained together (default 64)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaelens", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -177,10 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--executor", default="local", choices=["local", "ray", "ensemble"],
                        help="local: this machine; ray: Ray tasks (pip install 'vaelens[ray]'); "
                             "ensemble: same-architecture runs trained together on one device")
-    sweep.add_argument("--workers", type=int, default=1,
-                       help="local: parallel processes (with GPUs, runs go round-robin over them)")
-    sweep.add_argument("--address", default=None, help="ray: cluster address (default: start a local Ray)")
-    sweep.add_argument("--runs-per-gpu", type=int, default=1, help="ray: runs sharing one GPU (fractional GPUs)")
+    _add_executor_arguments(sweep)
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sweep.set_defaults(handler=command_sweep)
 
@@ -198,8 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out", required=True, help="output directory (rerun to resume)")
     reproduce.add_argument("--executor", default="local", choices=["local", "ray", "ensemble"],
                            help="how runs are executed (see `vaelens sweep`)")
-    reproduce.add_argument("--workers", type=int, default=1, help="local: parallel worker processes")
-    reproduce.add_argument("--address", default=None, help="ray: cluster address (default: a local Ray)")
+    _add_executor_arguments(reproduce)
     reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
     reproduce.set_defaults(handler=command_reproduce)
 

@@ -41,6 +41,11 @@ class StudyScale:
     """PatchGAN ndf."""
     disc_layers: int
     """PatchGAN stride-2 layers."""
+    distortion_images: int = 512
+    """Encoded images whose reconstructions each analysis scores."""
+    disentanglement: bool = True
+    """Score disentanglement in each analysis (the claims do not use it, and FactorVAE's votes render
+    ~10^5 dSprites per run, more than a CPU-sized study can spend)."""
 
 
 SCALES = {
@@ -49,7 +54,8 @@ SCALES = {
     # report; so training gets 4x the images (160 steps of 32). Narrow models, two betas: its verdicts
     # are a smoke test of the pipeline, not the study.
     "quick": StudyScale(steps=160, subset=1024, betas=(1.0, 4.0), seeds=(0, 1, 2), channels=8, hidden_dim=32,
-                        batch_size=32, analysis_images=256, disc_channels=16, disc_layers=2),
+                        batch_size=32, analysis_images=256, disc_channels=16, disc_layers=2,
+                        distortion_images=128, disentanglement=False),
     # For a GPU: the presets' architectures and step counts, a five-point beta grid.
     "full": StudyScale(steps=20000, subset=None, betas=(0.25, 0.5, 1.0, 2.0, 4.0), seeds=(0, 1, 2), channels=32,
                        hidden_dim=256, batch_size=64, analysis_images=5000, disc_channels=64, disc_layers=3),
@@ -68,8 +74,6 @@ convention adds w_p * d_perc to every pixel, so it takes latent-diffusion's own 
 LDM_PERCEPTUAL_WEIGHT = 1.0
 """w_p under the ldm convention: latent-diffusion's default (its per-image LPIPS broadcast to each pixel)."""
 
-DISTORTION_IMAGES = 128
-"""Images whose reconstructions are scored (SSIM, MS-SSIM, ...) by the CPU-budget analysis."""
 DISC_WEIGHT = 0.5
 """disc_weight of adversarial runs (times the adaptive weight, as in latent diffusion)."""
 
@@ -113,7 +117,9 @@ def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: s
     return {"name": f"study-{dataset}", "preset": settings["preset"], "overrides": overrides,
             "grid": {"loss.beta": list(scale.betas), "train.seed": list(scale.seeds)},
             "zip": [loss_variants(dataset, families, perceptual)],
-            "analyze": True, "analysis_images": scale.analysis_images, "analysis_quick": True}
+            "analyze": True, "analysis_images": scale.analysis_images, "analysis_quick": True,
+            "analysis_distortion_images": min(scale.distortion_images, scale.analysis_images),
+            "analysis_disentanglement": scale.disentanglement}
 
 
 def study_specs(scale_name: str, datasets=tuple(DATASETS), families=FAMILIES) -> dict[str, dict]:
@@ -146,36 +152,10 @@ def _ensure_feature_networks(specs: dict[str, dict], progress: bool) -> None:
             resolve_feature_network(name, progress=progress)
 
 
-def analyze_without_disentanglement(sweep_dir: Path, max_images: int, progress: bool = True) -> None:
-    """analysis.json for every finished run of a sweep that lacks one, skipping the disentanglement
-    scores: the claims do not use them, and FactorVAE's votes render ~10^5 dSprites per run, more
-    than a whole CPU-sized study can spend."""
-    from tqdm.auto import tqdm
-
-    from vaelens.analysis import analyze, write_analysis
-    from vaelens.data import load_dataset
-    from vaelens.runs import load_run
-
-    runs = [run for run in read_json(sweep_dir / "sweep.json")["runs"]
-            if run["status"] == "finished" and not (sweep_dir / run["dir"] / "analysis.json").is_file()]
-    datasets = {}  # runs of a sweep share their data: load each test split once
-    for run in tqdm(runs, desc=f"analyse {sweep_dir.name}", unit="run", disable=not progress):
-        loaded = load_run(sweep_dir / run["dir"])
-        key = repr(loaded.config.data)
-        if key not in datasets:
-            datasets[key] = load_dataset(loaded.config.data, split="test")
-        data = datasets[key]
-        results = analyze(loaded.model, data, objective=loaded.objective, max_images=max_images,
-                          distortion_images=min(max_images, DISTORTION_IMAGES), disentanglement=False,
-                          seed=loaded.config.data.seed, progress=False)
-        write_analysis(results, loaded.run_dir, loaded.model, loaded.objective, data)
-
-
-def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", workers: int = 1,
-              address: str | None = None, progress: bool = True, disentanglement: bool = True) -> Path:
-    """Run each data set's sweep into OUT/<data set>, index them, and build OUT/report.html + claims.json.
-
-    disentanglement=False analyses the runs here without the disentanglement scores (CPU budgets)."""
+def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", progress: bool = True,
+              **executor_options) -> Path:
+    """Run each data set's sweep into OUT/<data set> (each run analysed as its spec says), index them, and
+    build OUT/report.html + claims.json. `executor_options` go to the executor (e.g. workers=2)."""
     from vaelens.report import build_report
     from vaelens.sweep import run_sweep
 
@@ -184,16 +164,12 @@ def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", worke
     sweep_dirs = {}
     for dataset, spec in specs.items():
         sweep_dirs[dataset] = out_dir / dataset
-        run_sweep({**spec, "analyze": disentanglement}, sweep_dirs[dataset], executor=executor, workers=workers,
-                  address=address, progress=progress)
-        if not disentanglement:
-            analyze_without_disentanglement(sweep_dirs[dataset], spec["analysis_images"], progress)
+        run_sweep(spec, sweep_dirs[dataset], executor=executor, progress=progress, **executor_options)
     write_index(out_dir, sweep_dirs, specs)
     return build_report(out_dir, progress=progress)
 
 
-def reproduce(scale_name: str, out_dir, *, executor: str = "local", workers: int = 1, address: str | None = None,
-              progress: bool = True) -> Path:
+def reproduce(scale_name: str, out_dir, *, executor: str = "local", progress: bool = True,
+              **executor_options) -> Path:
     """`vaelens reproduce`: the whole study at `scale_name` (quick | full); returns report.html's path."""
-    return run_study(study_specs(scale_name), out_dir, executor=executor, workers=workers,
-                     address=address, progress=progress, disentanglement=scale_name == "full")
+    return run_study(study_specs(scale_name), out_dir, executor=executor, progress=progress, **executor_options)

@@ -40,3 +40,12 @@ def test_ensemble_executor_runs_a_sweep_with_real_analysis(tiny_spec, tmp_path, 
         assert summary["status"] == "finished" and summary["ensemble"]["models"] == 2
         assert 2 <= analysis["num_images"] <= 32
         assert analysis["rate"] >= 0
+
+
+def test_an_option_the_executor_does_not_take_is_refused(tiny_spec, tmp_path, capsys):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(tiny_spec))
+    code = main(["sweep", str(spec_path), "--out", str(tmp_path / "out"), "--runs-per-gpu", "2"])
+    assert code == 2
+    assert "the local executor takes no option runs_per_gpu; its options are: workers" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vaelens.sweep import expand, load_spec, run_sweep, run_task
-from vaelens.sweep.executors import EXECUTORS, LocalExecutor, place_on_devices
+from vaelens.sweep.executors import EXECUTORS, LocalExecutor, LocalOptions, build_executor, place_on_devices
 from vaelens.training import train
 
 
@@ -98,19 +98,22 @@ def test_runs_are_placed_round_robin_over_gpus(tiny_spec, tmp_path):
 
 
 def test_executor_registry_and_bad_arguments(tiny_spec, tmp_path):
-    assert set(EXECUTORS) == {"local", "ray", "ensemble"} and EXECUTORS["local"] is LocalExecutor
+    assert set(EXECUTORS) == {"local", "ray", "ensemble"} and isinstance(build_executor("local"), LocalExecutor)
     with pytest.raises(ValueError, match="unknown executor 'slurm'"):
         run_sweep(tiny_spec, tmp_path, executor="slurm")
     with pytest.raises(ValueError, match="--workers must be at least 1"):
-        LocalExecutor(workers=0)
+        LocalExecutor(LocalOptions(workers=0))
+    # An option the executor does not take is an error naming it, never silently dropped.
+    with pytest.raises(ValueError, match="the local executor takes no option runs_per_gpu; its options are: workers"):
+        run_sweep(tiny_spec, tmp_path, executor="local", runs_per_gpu=2)
+    assert not (tmp_path / "sweep.json").exists()
 
 
 def test_a_trained_run_missing_its_analysis_is_analysed_without_retraining(tiny_spec, tmp_path):
-    pytest.importorskip("vaelens.analysis", reason="vaelens.analysis does not import in this checkout")
     task = _one_task(tiny_spec, tmp_path, **{"data.subset": 256})
     assert run_task(task).status == "finished" and not (task.run_dir / "analysis.json").exists()
     written = (task.run_dir / "summary.json").stat().st_mtime_ns
-    task.analyze, task.analysis_images = True, 16
+    task.analysis.enabled, task.analysis.images = True, 16
     outcome = run_task(task)
     assert outcome.status == "finished", outcome.error
     assert (task.run_dir / "summary.json").stat().st_mtime_ns == written

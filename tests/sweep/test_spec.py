@@ -38,6 +38,10 @@ def test_zip_axes_move_together_and_combine_with_the_grid(tiny_spec):
     ({"zip": [{"loss.beta": [1.0, 2.0], "train.seed": [0]}]}, "equal lengths"),
     ({"zip": [{"loss.beta": [1.0]}]}, "more than one axis"),
     ({"analysis_images": 0}, "analysis_images"),
+    ({"analysis_distortion_images": 1}, "analysis_distortion_images must be an integer of at least 2"),
+    ({"executors": {"ensemble": {"max_modles": 4}}}, "the ensemble executor takes no option max_modles"),
+    ({"executors": {"slurm": {}}}, "unknown executor 'slurm'"),
+    ({"executors": {"ensemble": {"max_models": 0}}}, "max_models must be at least 1"),
     ({"preset": "no-such-preset"}, "unknown preset"),
 ])
 def test_invalid_specs_are_clear_errors(tiny_spec, change, message):

@@ -30,6 +30,7 @@ under `channel.` are the per-channel view (positions pooled as samples of a C-un
 | mean_variance.* | the same statistics for the profile of Var_x(mu_j) |
 | channel.* | spatial latents only: all the latent keys above on the channel view, plus channel.num_rows |
 | distortion.* | posterior-mean reconstructions: mse (per pixel), mse_sum (per image), psnr (dB), ssim, ms_ssim, lpips_alex (where its backbone exists), training_<term> (the run's own perceptual term) |
+| run.status, run.checkpoint_step, run.steps | for a run directory: its status when analysed (finished, diverged, incomplete), the checkpoint step measured, the steps its config asks for |
 | disentanglement.* | with ground-truth factors: mig, dci_disentanglement, dci_completeness, dci_informativeness_train/test, sap, factorvae_eval/train_accuracy, factorvae_num_active_dims; quick (true: fewer trees and votes) |
 
 Figures in `analysis/` beside analysis.json: variance_profile.png (sorted posterior-variance and

@@ -1,110 +1,57 @@
-"""Run one sweep task (train, then analyse) and the executors that run many: local and Ray.
+"""The executors that run a sweep's tasks (local processes, Ray, vectorised ensembles) and their options.
 
-Every executor has `execute(tasks, progress, on_outcome=None) -> list[RunOutcome]` and never raises
-for a failing run: the failure is an outcome with its error, and the other runs go on.
+Each executor takes one options dataclass; `build_executor(name, options)` checks the option names
+against it, so an option an executor does not take (say --runs-per-gpu with the local executor) is
+an error naming it and the valid ones, never silently dropped.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
+import importlib
 import os
-import shutil
-import time
-import traceback
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from vaelens.config import RunConfig
-
-
-@dataclass
-class RunTask:
-    run_id: str
-    """config_hash of the resolved config: equal configs share a run directory."""
-    config: RunConfig
-    """The fully resolved config of this run (train.device may be re-placed by an executor)."""
-    axes: dict
-    """The grid/zip values (dotted key -> value) that define this run within the sweep."""
-    run_dir: Path
-    """SWEEP_DIR/runs/<run_id>."""
-    analyze: bool = True
-    """Analyse the run after training (RUN_DIR/analysis.json)."""
-    analysis_images: int = 2000
-    """Images the analysis encodes."""
-    analysis_quick: bool = True
-    """Smaller disentanglement estimates in the analysis."""
+from vaelens.sweep.tasks import Executor, OnOutcome, RunOutcome, RunTask, report_outcome, run_task
 
 
 @dataclass
-class RunOutcome:
-    run_id: str
-    """The task's run_id."""
-    status: str
-    """'finished' or 'failed'."""
-    error: str | None
-    """What went wrong (None when finished)."""
-    seconds: float
-    """Wall time spent on the run in this session (0 for a run found complete)."""
+class LocalOptions:
+    workers: int = 1
+    """Parallel worker processes (spawned); with GPUs, runs go round-robin over them."""
+
+    def check(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {self.workers}")
 
 
-OnOutcome = Callable[[RunOutcome], None]
+@dataclass
+class RayOptions:
+    address: str | None = None
+    """Ray cluster address ('auto' on a cluster node); None starts a local Ray instance."""
+    runs_per_gpu: int = 1
+    """Runs sharing one GPU (each asks for 1 / runs_per_gpu of one)."""
+    max_retries: int = 2
+    """Times a run whose worker died is retried (it resumes from its last checkpoint)."""
+    num_cpus: int | None = None
+    """CPUs of a local Ray instance (None: all)."""
+
+    def check(self) -> None:
+        if self.runs_per_gpu < 1:
+            raise ValueError(f"runs_per_gpu must be at least 1, got {self.runs_per_gpu}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be at least 0, got {self.max_retries}")
 
 
-def _read_status(run_dir: Path) -> str | None:
-    try:
-        return json.loads((run_dir / "summary.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
+@dataclass
+class EnsembleOptions:
+    max_models: int = 64
+    """Most members trained together in one ensemble (larger groups are split into chunks)."""
 
-
-def is_complete(task: RunTask) -> bool:
-    """Trained to the end and, when the sweep analyses, analysed."""
-    if _read_status(task.run_dir) != "finished":
-        return False
-    return not task.analyze or (task.run_dir / "analysis.json").is_file()
-
-
-def _has_checkpoint(run_dir: Path) -> bool:
-    from vaelens.training.checkpoint import list_checkpoints
-
-    folder = run_dir / "checkpoints"
-    return folder.is_dir() and bool(list_checkpoints(folder))
-
-
-def _train(config: RunConfig, run_dir: Path) -> None:
-    from vaelens.training import train
-
-    if _read_status(run_dir) == "finished":
-        return
-    if (run_dir / "config.yaml").exists() and not _has_checkpoint(run_dir):
-        # Killed before its first checkpoint: nothing to resume, and a fresh start must not
-        # append to the old metrics.jsonl.
-        shutil.rmtree(run_dir)
-    train(config, run_dir, resume=_has_checkpoint(run_dir))
-
-
-def run_task(task: RunTask, progress: bool = False) -> RunOutcome:
-    """Train (resuming an interrupted run, skipping a finished one) and analyse one task; never raises."""
-    started = time.perf_counter()
-    if is_complete(task):
-        return RunOutcome(task.run_id, "finished", None, 0.0)
-    config = copy.deepcopy(task.config)
-    config.train.progress = progress
-    try:
-        _train(config, Path(task.run_dir))
-        if task.analyze:
-            from vaelens.analysis import analyze_target
-
-            analyze_target(task.run_dir, max_images=task.analysis_images, quick=task.analysis_quick,
-                           device=config.train.device, progress=progress)
-    except Exception as error:  # noqa: BLE001 - a sweep records any failure and goes on
-        message = f"{type(error).__name__}: {error}"
-        if os.environ.get("VAELENS_DEBUG"):
-            message += "\n" + traceback.format_exc()
-        return RunOutcome(task.run_id, "failed", message, time.perf_counter() - started)
-    return RunOutcome(task.run_id, "finished", None, time.perf_counter() - started)
+    def check(self) -> None:
+        if self.max_models < 1:
+            raise ValueError(f"max_models must be at least 1, got {self.max_models}")
 
 
 def place_on_devices(tasks: list[RunTask], device_count: int | None = None) -> list[RunTask]:
@@ -141,30 +88,27 @@ class LocalExecutor:
     With CUDA, runs go round-robin over the GPUs, so workers > GPUs puts several runs on each GPU.
     """
 
-    def __init__(self, workers: int = 1, **_ignored):
-        if workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {workers}")
-        self.workers = workers
+    def __init__(self, options: LocalOptions | None = None):
+        self.options = options or LocalOptions()
+        self.options.check()
 
     def execute(self, tasks: list[RunTask], progress: bool = True,
                 on_outcome: OnOutcome | None = None) -> list[RunOutcome]:
         tasks = place_on_devices(tasks)
-        if self.workers == 1 or len(tasks) <= 1:
-            outcomes = []
+        by_id: dict[str, RunOutcome] = {}
+        if self.options.workers == 1 or len(tasks) <= 1:
             for task in tasks:
-                outcomes.append(run_task(task, progress=progress))
-                if on_outcome:
-                    on_outcome(outcomes[-1])
-            return outcomes
-        return self._execute_pool(tasks, on_outcome)
+                report_outcome(run_task(task, progress=progress), by_id, on_outcome)
+        else:
+            self._execute_pool(tasks, by_id, on_outcome)
+        return [by_id[task.run_id] for task in tasks]
 
-    def _execute_pool(self, tasks: list[RunTask], on_outcome: OnOutcome | None) -> list[RunOutcome]:
+    def _execute_pool(self, tasks: list[RunTask], by_id: dict, on_outcome: OnOutcome | None) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        workers = min(self.workers, len(tasks))
+        workers = min(self.options.workers, len(tasks))
         threads = max(1, (os.cpu_count() or 1) // workers)
-        by_id: dict[str, RunOutcome] = {}
         # spawn: a forked child would inherit torch's thread pools and any CUDA state of the parent.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_limit_torch_threads, initargs=(threads,)) as pool:
@@ -176,110 +120,35 @@ class LocalExecutor:
                 except Exception as error:  # noqa: BLE001 - e.g. a worker killed by the OS
                     outcome = RunOutcome(task.run_id, "failed",
                                          f"worker process died: {type(error).__name__}: {error}", 0.0)
-                by_id[task.run_id] = outcome
-                if on_outcome:
-                    on_outcome(outcome)
-        return [by_id[task.run_id] for task in tasks]
+                report_outcome(outcome, by_id, on_outcome)
 
 
-class RayExecutor:
-    """Each run a Ray task: on a local Ray instance, or on the cluster at `address`.
-
-    With GPUs in the cluster a run asks for 1 / runs_per_gpu of one, so that many share a GPU; a
-    run whose worker dies (node lost, OOM-killed) is retried up to `max_retries` times, resuming
-    from its last checkpoint. On a multi-node cluster the sweep directory must be on a file system
-    every node sees at the same path, since each run writes its own directory.
-    """
-
-    def __init__(self, address: str | None = None, runs_per_gpu: int = 1, max_retries: int = 2,
-                 num_cpus: int | None = None, **_ignored):
-        if runs_per_gpu < 1:
-            raise ValueError(f"runs_per_gpu must be at least 1, got {runs_per_gpu}")
-        self.address, self.runs_per_gpu, self.max_retries, self.num_cpus = address, runs_per_gpu, max_retries, num_cpus
-
-    @staticmethod
-    def _import_ray():
-        try:
-            import ray
-        except ImportError as error:
-            raise RuntimeError("the ray executor needs Ray: pip install 'vaelens[ray]' "
-                               "(or use --executor local)") from error
-        return ray
-
-    def _init(self, ray, progress: bool) -> None:
-        if self.address is None:
-            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=progress)
-            return
-        try:
-            ray.init(address=self.address, log_to_driver=progress)
-        except ConnectionError as error:
-            raise RuntimeError(f"cannot reach the Ray cluster at --address {self.address} ({error}); give the "
-                               "address that `ray start --head` printed, or 'auto' on a cluster node") from error
-
-    def execute(self, tasks: list[RunTask], progress: bool = True,
-                on_outcome: OnOutcome | None = None) -> list[RunOutcome]:
-        ray = self._import_ray()
-        started_here = not ray.is_initialized()
-        if started_here:
-            self._init(ray, progress)
-        try:
-            gpus = ray.cluster_resources().get("GPU", 0)
-            remote = ray.remote(num_cpus=1, num_gpus=(1 / self.runs_per_gpu) if gpus else 0,
-                                max_retries=self.max_retries)(_ray_run_task)
-            pending = {remote.remote(task, bool(gpus)): task for task in tasks}
-            by_id: dict[str, RunOutcome] = {}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                task = pending.pop(done[0])
-                try:
-                    outcome = ray.get(done[0])
-                except Exception as error:  # noqa: BLE001 - retries exhausted or the task was lost
-                    outcome = RunOutcome(task.run_id, "failed",
-                                         f"ray task failed after {self.max_retries} retries: "
-                                         f"{type(error).__name__}: {error}", 0.0)
-                by_id[task.run_id] = outcome
-                if on_outcome:
-                    on_outcome(outcome)
-            return [by_id[task.run_id] for task in tasks]
-        finally:
-            if started_here:
-                ray.shutdown()
+EXECUTORS = {
+    "local": ("vaelens.sweep.executors:LocalExecutor", LocalOptions),
+    "ray": ("vaelens.sweep.ray_executor:RayExecutor", RayOptions),
+    "ensemble": ("vaelens.sweep.ensemble_executor:EnsembleExecutor", EnsembleOptions),
+}
+"""Executor name -> (where its class lives, imported only when chosen; its options dataclass)."""
 
 
-def _ray_run_task(task: RunTask, on_gpu: bool) -> RunOutcome:
-    if task.config.train.device in ("auto", "cuda"):
-        # Ray exposes only the GPU it granted this task (CUDA_VISIBLE_DEVICES), as cuda:0.
-        task = copy.deepcopy(task)
-        task.config.train.device = "cuda" if on_gpu else "cpu"
-    return run_task(task, progress=False)
+def executor_options(name: str, options: dict | None = None):
+    """The options dataclass of executor `name` filled from `options`; an unknown name or option is an error
+    naming the valid ones."""
+    if name not in EXECUTORS:
+        raise ValueError(f"unknown executor '{name}'; choose one of: {', '.join(EXECUTORS)}")
+    options_class = EXECUTORS[name][1]
+    valid = [item.name for item in dataclasses.fields(options_class)]
+    unknown = sorted(set(options or {}) - set(valid))
+    if unknown:
+        raise ValueError(f"the {name} executor takes no option {', '.join(unknown)}; its options are: "
+                         f"{', '.join(valid)}")
+    filled = options_class(**(options or {}))
+    filled.check()
+    return filled
 
 
-class _LazyRegistry(Mapping):
-    """Executor name -> class, importing a class only when asked for (the ensemble one needs torch.func)."""
-
-    def __init__(self, entries: dict[str, str]):
-        self._entries = entries
-
-    def __getitem__(self, name: str):
-        import importlib
-
-        if name not in self._entries:
-            raise ValueError(f"unknown executor '{name}'; choose one of: {', '.join(self._entries)}")
-        module, _, attribute = self._entries[name].partition(":")
-        return getattr(importlib.import_module(module), attribute)
-
-    def __contains__(self, name) -> bool:
-        return name in self._entries
-
-    def __iter__(self):
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-EXECUTORS = _LazyRegistry({
-    "local": "vaelens.sweep.executors:LocalExecutor",
-    "ray": "vaelens.sweep.executors:RayExecutor",
-    "ensemble": "vaelens.sweep.ensemble_executor:EnsembleExecutor",
-})
+def build_executor(name: str, options: dict | None = None) -> Executor:
+    """Executor `name` built with its checked options."""
+    filled = executor_options(name, options)
+    module, _, attribute = EXECUTORS[name][0].partition(":")
+    return getattr(importlib.import_module(module), attribute)(filled)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vaelens.io import atomic_write_json, atomic_write_text
-from vaelens.sweep.executors import EXECUTORS, RunOutcome, is_complete
+from vaelens.sweep.executors import build_executor
+from vaelens.sweep.tasks import RunOutcome, is_complete
 from vaelens.sweep.spec import SweepSpec, expand, load_spec, spec_to_dict, spec_to_yaml
 
 WEIGHTING_CONVENTION_KEY = "loss.convention"
@@ -34,14 +34,6 @@ def _previous_seconds(path: Path) -> dict[str, float]:
         return {}
 
 
-def _construct(executor_class, **options):
-    """Build an executor from the options its constructor accepts (executors take different ones)."""
-    parameters = inspect.signature(executor_class).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return executor_class(**options)
-    return executor_class(**{key: value for key, value in options.items() if key in parameters})
-
-
 def summary_table(runs: list[dict]) -> str:
     """A plain-text table of the runs (id, axis values, status, seconds, error) and a done/failed/pending line."""
     axis_keys = list(dict.fromkeys(key for run in runs for key in run["axes"]))
@@ -60,16 +52,16 @@ def summary_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_sweep(spec, out_dir, executor: str = "local", workers: int = 1, address: str | None = None,
-              progress: bool = True, runs_per_gpu: int = 1) -> SweepResult:
+def run_sweep(spec, out_dir, executor: str = "local", progress: bool = True, **options) -> SweepResult:
     """Run every run of `spec` (a SweepSpec, a mapping or a YAML path) not already done into `out_dir`.
 
+    `options` are the executor's (e.g. workers=4 for local, runs_per_gpu=2 for ray, max_models=16 for
+    ensemble); they override the spec's `executors` entry, and one the executor does not take is an error.
     Finished runs are skipped, interrupted ones resumed from their last checkpoint, failed ones tried
     again; a failure is recorded in sweep.json with its error and the other runs go on.
     """
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor '{executor}'; choose one of: {', '.join(EXECUTORS)}")
+    runner = build_executor(executor, {**spec.executors.get(executor, {}), **options})
     out_dir = Path(out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "spec.yaml", spec_to_yaml(spec))
@@ -100,13 +92,7 @@ def run_sweep(spec, out_dir, executor: str = "local", workers: int = 1, address:
 
     try:
         if pending:
-            runner = _construct(EXECUTORS[executor], workers=workers, address=address, runs_per_gpu=runs_per_gpu)
-            # on_outcome lets sweep.json follow each run; an executor without it reports at the end.
-            if "on_outcome" in inspect.signature(runner.execute).parameters:
-                runner.execute(pending, progress, on_outcome=record)
-            else:
-                for outcome in runner.execute(pending, progress):
-                    record(outcome)
+            runner.execute(pending, progress, on_outcome=record)
     finally:
         bar.close()
     result = SweepResult(out_dir, list(runs.values()))

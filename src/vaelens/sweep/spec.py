@@ -11,6 +11,10 @@ A spec is a YAML mapping:
     analyze: true                  # analyse each run after training (RUN_DIR/analysis.json)
     analysis_images: 2000          # images encoded by the analysis
     analysis_quick: true           # smaller disentanglement estimates in the analysis
+    analysis_disentanglement: true # score disentanglement where the data has factors
+    analysis_distortion_images: 512  # encoded images whose reconstructions are scored
+    analysis_seed: 0               # seed of the analysis' image subsets
+    executors: {ensemble: {max_models: 16}}  # options of an executor, used when it runs the sweep
 
 Runs are ordered by the grid axes first, then each zip group, in the order written, the last axis
 varying fastest; the order is therefore a pure function of the spec.
@@ -27,8 +31,11 @@ from pathlib import Path
 import yaml
 
 from vaelens import config as config_module
+from vaelens.analysis.options import AnalysisOptions
 from vaelens.config import ConfigError
 from vaelens.config.parse import _flatten  # replaced by the public flatten helper (helper-b) at merge
+from vaelens.sweep.executors import executor_options
+from vaelens.sweep.tasks import RunTask
 
 
 @dataclass
@@ -51,6 +58,21 @@ class SweepSpec:
     """Images the analysis encodes per run."""
     analysis_quick: bool = True
     """Use the analysis' smaller disentanglement estimates."""
+    analysis_disentanglement: bool = True
+    """Score disentanglement where the data has ground-truth factors."""
+    analysis_distortion_images: int = 512
+    """Encoded images whose reconstructions the analysis scores."""
+    analysis_seed: int = 0
+    """Seed of the image subsets the analysis draws."""
+    executors: dict = field(default_factory=dict)
+    """Executor name -> its options (e.g. ensemble: {max_models: 16}), used when that executor runs the sweep;
+    command-line options override them."""
+
+    def analysis_options(self) -> AnalysisOptions:
+        """How each run of the sweep is analysed."""
+        return AnalysisOptions(enabled=self.analyze, images=self.analysis_images, quick=self.analysis_quick,
+                               disentanglement=self.analysis_disentanglement,
+                               distortion_images=self.analysis_distortion_images, seed=self.analysis_seed)
 
 
 SPEC_KEYS = tuple(SweepSpec.__dataclass_fields__)
@@ -97,8 +119,17 @@ def _validate(spec: SweepSpec, where: str) -> SweepSpec:
                 raise ConfigError(f"{where}: '{key}' appears in more than one axis; an axis key may "
                                   "appear once in grid or zip")
             seen.add(key)
-    if not isinstance(spec.analysis_images, int) or spec.analysis_images < 1:
-        raise ConfigError(f"{where}: analysis_images must be a positive integer, got {spec.analysis_images!r}")
+    try:
+        spec.analysis_options().check()
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from error
+    if not isinstance(spec.executors, dict):
+        raise ConfigError(f"{where}: 'executors' must map executor names to option mappings")
+    for name, options in spec.executors.items():
+        try:
+            executor_options(name, options if isinstance(options, dict) else {})
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{where} executors: {error}") from error
     base_config(spec)  # the preset, file and overrides must resolve on their own
     return spec
 
@@ -170,14 +201,12 @@ def axis_points(spec: SweepSpec) -> list[dict]:
     return points
 
 
-def expand(spec: SweepSpec, sweep_dir: str | Path = ".") -> list:
+def expand(spec: SweepSpec, sweep_dir: str | Path = ".") -> list[RunTask]:
     """The sweep's runs as RunTasks under SWEEP_DIR/runs/<run_id>, in a deterministic order.
 
     Axis values that resolve to the same config (e.g. a perceptual weight while the perceptual term
     is off) are one run: the first point keeps it.
     """
-    from vaelens.sweep.executors import RunTask
-
     tasks, seen = [], set()
     for axes in axis_points(spec):
         config = config_module.update(base_config(spec), axes)
@@ -188,8 +217,7 @@ def expand(spec: SweepSpec, sweep_dir: str | Path = ".") -> list:
             continue
         seen.add(run_id)
         tasks.append(RunTask(run_id=run_id, config=config, axes=axes, run_dir=Path(sweep_dir) / "runs" / run_id,
-                             analyze=spec.analyze, analysis_images=spec.analysis_images,
-                             analysis_quick=spec.analysis_quick))
+                             analysis=spec.analysis_options()))
     return tasks
 
 
