@@ -121,3 +121,16 @@ def test_no_pairs_gives_an_empty_table_that_says_why():
     payload = evaluate_claims([make_run("pointwise", 0, 1.0)])
     assert payload["results"] == []
     assert "no neural-loss run" in format_claims_table(payload)
+
+
+def test_a_run_with_another_result_setting_is_not_a_baseline():
+    # An SSIM run (or a bf16, grad-clipped or metric-weighted one) is pointwise by family but not the
+    # baseline of a plain neural run: every result key outside the compared terms must match.
+    neural = make_run("+perceptual", 0, 1.0, rate=7.0)
+    for section, key, value in (("loss", "ssim_weight", 0.5), ("train", "bf16", True),
+                                ("train", "grad_clip", 1.0), ("loss", "metric", "M.npy")):
+        other = make_run("pointwise", 0, 1.0, rate=10.0)
+        other.config[section][key] = value
+        assert paired_differences([other, neural], "rate") == {}, key
+    plain = make_run("pointwise", 0, 1.0, rate=10.0)
+    assert paired_differences([plain, neural], "rate") == {("dsprites-64", "additive", "+perceptual", 1.0): {0: -3.0}}

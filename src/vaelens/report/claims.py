@@ -17,6 +17,7 @@ from pathlib import Path
 
 from scipy import stats
 
+from vaelens.config import pairing_setup
 from vaelens.io import atomic_write_json
 from vaelens.report.collect import RunRecord
 
@@ -87,15 +88,15 @@ def baseline_convention(convention: str) -> str:
     return "additive" if convention == "convex" else convention
 
 
+COMPARED_TERMS = ("perceptual", "adversarial", "neural")
+"""Config fields of these terms (vaelens.config.fields) are what a neural run and its baseline differ in."""
+
+
 def _setup_key(record: RunRecord, convention: str) -> str:
-    """Everything that must match between a neural run and its pointwise baseline, except the seed."""
-    setup = {"data": {key: record.setting(f"data.{key}") for key in ("name", "path", "subset", "image_size",
-                                                                     "grayscale", "seed")},
-             "model": record.config.get("model"), "convention": convention,
-             "loss": {key: record.setting(f"loss.{key}") for key in ("likelihood", "beta", "sigma",
-                                                                     "learned_sigma")},
-             "train": {key: record.setting(f"train.{key}") for key in ("steps", "batch_size", "lr")}}
-    return json.dumps(setup, sort_keys=True, default=str)
+    """Every result setting that must match between a neural run and its pointwise baseline (from the config
+    fields' roles): all but the compared terms' fields, the seed (paired on) and the convention (given)."""
+    setup = pairing_setup(record.config, COMPARED_TERMS, exclude=("train.seed", "loss.convention"))
+    return json.dumps({**setup, "convention": convention}, sort_keys=True, default=str)
 
 
 def paired_differences(records: list[RunRecord], metric: str) -> dict[tuple, dict[int, float]]:

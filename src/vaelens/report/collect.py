@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaelens.config import load_yaml
 from vaelens.io import atomic_write_text, read_json
+from vaelens.training.rundir import RunDirectory
 
 LOSS_FAMILIES = ("pointwise", "+perceptual", "+adversarial", "+both")
 """Loss families in display order: pointwise alone, plus a perceptual term, a discriminator, or both."""
@@ -133,10 +133,6 @@ def loss_family(config: dict) -> str:
     return "pointwise"
 
 
-def _read_optional(path: Path) -> dict:
-    return read_json(path) if path.is_file() else {}
-
-
 def load_sweep(sweep_dir: str | Path) -> list[RunRecord]:
     """Every run listed in SWEEP_DIR/sweep.json, with its config, summary and analysis where present."""
     sweep_dir = Path(sweep_dir).expanduser()
@@ -153,14 +149,12 @@ def load_sweep(sweep_dir: str | Path) -> list[RunRecord]:
         missing = [key for key in ("id", "dir", "status") if key not in entry]
         if missing:
             raise ValueError(f"{index_path}: run #{position} lacks {', '.join(missing)}")
-        run_dir = sweep_dir / entry["dir"]
-        config_path = run_dir / "config.yaml"
+        directory = RunDirectory(sweep_dir / entry["dir"])
         records.append(RunRecord(
-            run_id=str(entry["id"]), run_dir=run_dir, axes=dict(entry.get("axes") or {}),
+            run_id=str(entry["id"]), run_dir=directory.path, axes=dict(entry.get("axes") or {}),
             status=str(entry["status"]), error=entry.get("error"),
-            config=load_yaml(config_path) if config_path.is_file() else {},
-            summary=_read_optional(run_dir / "summary.json"),
-            analysis=_read_optional(run_dir / "analysis.json")))
+            config=directory.read_config_dict() if directory.is_run else {},
+            summary=directory.read_summary() or {}, analysis=directory.read_analysis() or {}))
     return records
 
 

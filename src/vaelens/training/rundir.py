@@ -94,7 +94,10 @@ class RunDirectory:
         """One of STATUSES (see the module docstring)."""
         if not self.is_run:
             return "foreign" if self._foreign_entries() else "new"
-        summary = self.read_summary()
+        try:
+            summary = self.read_summary()
+        except ValueError:  # not JSON: not a summary a finished run writes (they are written atomically)
+            summary = None
         if summary is None:
             return "incomplete"
         status = summary.get("status")
@@ -132,11 +135,8 @@ class RunDirectory:
                              + "\n  ".join(conflicts) + "\nstart a new run directory instead")
 
     def read_summary(self) -> dict | None:
-        """summary.json, or None when there is none (or it is unreadable: a run killed mid-write)."""
-        try:
-            return read_json(self.summary_path)
-        except (FileNotFoundError, ValueError):
-            return None
+        """summary.json, or None when there is none; a ValueError naming the file when it is not valid JSON."""
+        return read_json(self.summary_path) if self.summary_path.is_file() else None
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.summary_path, summary)
@@ -214,10 +214,8 @@ class RunDirectory:
 
     # --- analysis -------------------------------------------------------------------------------
     def read_analysis(self) -> dict | None:
-        try:
-            return read_json(self.analysis_path)
-        except (FileNotFoundError, ValueError):
-            return None
+        """analysis.json, or None when the run was not analysed; a ValueError naming the file when corrupt."""
+        return read_json(self.analysis_path) if self.analysis_path.is_file() else None
 
     def has_analysis(self) -> bool:
         return self.analysis_path.is_file()
