@@ -19,7 +19,7 @@ Model-images/s counts every image every model trains on, per second of wall time
 CPU-second divides by the process's CPU time instead (steadier where other jobs share the cores).
 A sequential strategy's aggregate figure is one run's rate (runs do not overlap), so each is
 measured on `--sequential-runs` runs (default 2) and reported as their mean. Every figure is timed
-from step `--warmup` to the last step, by when each step first asks for its batch.
+from step `--warmup` to the last step, by when each step starts (the trainers' on_step hook).
 
 `--rows` picks a subset (plain, vaelens, looped, vmap, vmap-fast, pythae-trainer); `--json OUT` also writes
 the table.
@@ -35,7 +35,6 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from unittest.mock import patch
 
 import torch
 from bench_common import (
@@ -53,9 +52,7 @@ from torch.nn import functional as F
 from vaelens.config import resolve
 from vaelens.data import load_dataset
 from vaelens.models import build_model
-from vaelens.training import ensemble as ensemble_module
-from vaelens.training import resolve_device, train
-from vaelens.training import trainer as trainer_module
+from vaelens.training import TrainingHooks, resolve_device, train
 from vaelens.training.ensemble import train_ensemble
 
 TARGETS = {64: 25.0, 256: 10.0}
@@ -74,29 +71,24 @@ def members(config, count: int) -> list:
 
 
 class StepClock:
-    """Wraps a data set and notes wall and process CPU time when each training step first asks for a batch.
+    """Notes wall and process CPU time when each training step starts.
 
-    Every strategy is timed the same way, between the first batch of step `warmup` and the first batch of
-    the last step, so set-up, checkpoints and evaluation stay outside. CPU time (all threads of this
-    process) is the steadier figure on a machine shared with other jobs; wall time is what a user waits.
+    Every strategy is timed the same way, between the start of step `warmup` and the start of the last
+    step, so set-up, checkpoints and evaluation stay outside: vaelens' trainers report each finished step
+    through their `on_step` hook (the next step starts then), the plain loop stamps its own steps. CPU time
+    (all threads of this process) is the steadier figure on a machine shared with other jobs; wall time is
+    what a user waits.
     """
 
-    def __init__(self, data):
-        self.data = data
+    def __init__(self):
         self.stamps: dict[int, tuple[float, float]] = {}
 
-    def __getattr__(self, name):
-        if name == "data":  # looked up before __init__ ran, e.g. by copy.copy
-            raise AttributeError(name)
-        return getattr(self.data, name)
-
-    def to(self, device):
-        self.data = self.data.to(device)
-        return self
-
-    def batch(self, step, batch_size, seed):
+    def stamp(self, step: int) -> None:
         self.stamps.setdefault(step, (time.perf_counter(), time.process_time()))
-        return self.data.batch(step, batch_size, seed)
+
+    def hooks(self) -> TrainingHooks:
+        """Trainer hooks stamping step `done` when `done` steps are finished (= when step `done` starts)."""
+        return TrainingHooks(on_step=self.stamp)
 
     def rates(self, warmup: int, last: int, model_images_per_step: int) -> tuple[float, float]:
         """(model-images per wall second, per CPU second) from step `warmup` to step `last`."""
@@ -105,26 +97,19 @@ class StepClock:
         return images / (wall1 - wall0), images / (cpu1 - cpu0)
 
 
-def timed(module, run, warmup: int, last: int, model_images_per_step: int) -> tuple[float, float]:
-    """Run `run()` with `module.load_dataset` handing out StepClock-wrapped data; return its rates."""
-    clocks = []
-    real = module.load_dataset
-
-    def load_dataset(*args, **kwargs):
-        clocks.append(StepClock(real(*args, **kwargs)))
-        return clocks[-1]
-
-    with patch.object(module, "load_dataset", load_dataset):
-        run()
-    return clocks[0].rates(warmup, last, model_images_per_step)
+def timed(run, warmup: int, last: int, model_images_per_step: int) -> tuple[float, float]:
+    """Run `run(hooks)` with a StepClock's hooks; return its rates."""
+    clock = StepClock()
+    run(clock.hooks())
+    return clock.rates(warmup, last, model_images_per_step)
 
 
 def bench_ensemble(configs: list, warmup: int, vectorise: bool) -> tuple[float, float]:
     settings = configs[0].train
     with tempfile.TemporaryDirectory() as folder:
         dirs = [Path(folder) / f"member{k}" for k in range(len(configs))]
-        return timed(ensemble_module, lambda: train_ensemble(configs, dirs, progress=False, vectorise=vectorise), warmup,
-                     settings.steps - 1, len(configs) * settings.batch_size)
+        return timed(lambda hooks: train_ensemble(configs, dirs, progress=False, vectorise=vectorise, hooks=hooks),
+                     warmup, settings.steps - 1, len(configs) * settings.batch_size)
 
 
 def bench_ensemble_fast(configs: list, warmup: int, device) -> tuple[float, None]:
@@ -156,7 +141,7 @@ def bench_sequential_vaelens(configs: list, warmup: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as folder:
         for index, config in enumerate(configs):
             run_dir = Path(folder) / f"run{index}"
-            rates.append(timed(trainer_module, lambda c=config, d=run_dir: train(c, d), warmup,
+            rates.append(timed(lambda hooks, c=config, d=run_dir: train(c, d, hooks=hooks), warmup,
                                config.train.steps - 1, config.train.batch_size))
     return _mean(rates)
 
@@ -165,14 +150,15 @@ def bench_sequential_plain(configs: list, data, device, warmup: int) -> tuple[fl
     """The loop a researcher writes by hand, once per model: same model, same data on the device, fp32."""
     rates = []
     for config in configs:
-        clock = StepClock(data)
+        clock = StepClock()
         torch.manual_seed(config.train.seed)
         model = build_model(config.model, data.image_shape).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
         batch_size, steps = config.train.batch_size, config.train.steps
         for step in range(steps):
             synchronise(device)
-            x = clock.batch(step, batch_size, config.train.seed)
+            clock.stamp(step)
+            x = data.batch(step, batch_size, config.train.seed)
             mu, logvar = model.encode(x)
             logits = model.decode(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
             nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
