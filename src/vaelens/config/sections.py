@@ -154,6 +154,10 @@ class TrainConfig:
     """Steps between metrics.jsonl records, progress-bar updates and divergence checks."""
     checkpoint_every: int = bookkeeping(1000, check=at_least(1))
     """Steps between checkpoints (a final one is always written)."""
+    tensorboard: bool = execution(False)
+    """Also write every metrics.jsonl term, and the image grids at checkpoints, as TensorBoard events in
+    RUN_DIR/tensorboard/ (pip install 'vaelens[tensorboard]'). It changes nothing a run computes or its own
+    files record, so, like the fast-path switches, it is left out of the run id and may change on resume."""
     eval_images: int = bookkeeping(64, check=at_least(1))
     """Images in the reconstruction grid and in the final evaluation of the summary."""
     progress: bool = bookkeeping(True)

@@ -22,6 +22,7 @@ of its last checkpoint (its initial weights when it had none).
 from __future__ import annotations
 
 import copy
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -184,14 +185,17 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
         run.start()
     eval_images = data.images(torch.arange(min(settings.eval_images, data.num_images)))
     stepper = EnsembleStepper(runs, data, device, vectorise, hooks)
-    try:
-        stats = train_loop(stepper, settings, runs[0].start_step, eval_images, hooks, progress,
-                           f"ensemble of {len(runs)}")
-    except Exception as error:
-        for run in stepper.runs:
-            run.record_failure(runs[0].start_step, error)
-        raise
-    finish_runs(stepper, stats, eval_images, _ensemble_summary(runs, stats, vectorise))
+    with ExitStack() as logs:
+        for run in runs:
+            logs.enter_context(run.logging())
+        try:
+            stats = train_loop(stepper, settings, runs[0].start_step, eval_images, hooks, progress,
+                               f"ensemble of {len(runs)}")
+        except Exception as error:
+            for run in stepper.runs:
+                run.record_failure(runs[0].start_step, error)
+            raise
+        finish_runs(stepper, stats, eval_images, _ensemble_summary(runs, stats, vectorise))
     return [run.result() for run in runs]
 
 

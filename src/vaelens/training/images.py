@@ -23,8 +23,10 @@ def save_png(images: torch.Tensor, path: Path, rows_of: int) -> None:
 
 
 @torch.no_grad()
-def save_image_grids(model, objective, images: torch.Tensor, folder: Path, seed: int, count: int = 16) -> None:
-    """reconstructions.png (originals above their posterior-mean reconstructions) and samples.png (prior)."""
+def save_image_grids(model, objective, images: torch.Tensor, folder: Path, seed: int,
+                     count: int = 16) -> dict[str, torch.Tensor]:
+    """reconstructions.png (originals above their posterior-mean reconstructions) and samples.png (prior);
+    returns the images of each grid by name, (N, C, H, W) in [0, 1]."""
     was_training = model.training
     model.eval()
     originals = images[:count]
@@ -36,3 +38,4 @@ def save_image_grids(model, objective, images: torch.Tensor, folder: Path, seed:
     samples = objective.likelihood.mean(model.decode(z))
     save_png(samples, Path(folder) / "samples.png", rows_of=int(count**0.5))
     model.train(was_training)
+    return {"reconstructions": torch.cat([originals, reconstructions.to(originals.dtype)]), "samples": samples}

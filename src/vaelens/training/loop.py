@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -122,35 +121,33 @@ def train_loop(stepper: Stepper, settings, start_step: int, eval_images: torch.T
     the session's timing. Stops early when every run has diverged."""
     bar = tqdm(total=settings.steps, initial=start_step, desc=label, disable=not progress, dynamic_ncols=True)
     started, taken = time.perf_counter(), 0
-    with ExitStack() as files:
-        logs = {id(run): files.enter_context(run.directory.metrics_log()) for run in stepper.runs}
-        try:
-            for step in range(start_step, settings.steps):
-                outputs = stepper.step(step)
-                taken, done = taken + 1, step + 1
-                bar.update(1)
-                log_now = done % settings.log_every == 0 or done == settings.steps
-                checkpoint_now = done % settings.checkpoint_every == 0 and done != settings.steps
-                if log_now or checkpoint_now:
-                    outputs = _drop_diverged(stepper, outputs, done)
-                if log_now and stepper.runs:
-                    records = _records(outputs, done, time.perf_counter() - started, taken * settings.batch_size,
-                                       len(stepper.runs))
-                    for run, record in zip(stepper.runs, records):
-                        logs[id(run)].write(record)
-                    bar.set_postfix(loss=f"{sum(r['loss'] for r in records) / len(records):.2f}", runs=len(records))
-                    if hooks.on_log:
-                        hooks.on_log(done, records)
-                if checkpoint_now and stepper.runs:
-                    checkpoint_runs(stepper, done, eval_images)
-                    if hooks.on_checkpoint:
-                        hooks.on_checkpoint(done)
-                if not stepper.runs:
-                    break
-                if hooks.on_step:
-                    hooks.on_step(done)
-        finally:
-            bar.close()
+    try:
+        for step in range(start_step, settings.steps):
+            outputs = stepper.step(step)
+            taken, done = taken + 1, step + 1
+            bar.update(1)
+            log_now = done % settings.log_every == 0 or done == settings.steps
+            checkpoint_now = done % settings.checkpoint_every == 0 and done != settings.steps
+            if log_now or checkpoint_now:
+                outputs = _drop_diverged(stepper, outputs, done)
+            if log_now and stepper.runs:
+                records = _records(outputs, done, time.perf_counter() - started, taken * settings.batch_size,
+                                   len(stepper.runs))
+                for run, record in zip(stepper.runs, records):
+                    run.log(record)
+                bar.set_postfix(loss=f"{sum(r['loss'] for r in records) / len(records):.2f}", runs=len(records))
+                if hooks.on_log:
+                    hooks.on_log(done, records)
+            if checkpoint_now and stepper.runs:
+                checkpoint_runs(stepper, done, eval_images)
+                if hooks.on_checkpoint:
+                    hooks.on_checkpoint(done)
+            if not stepper.runs:
+                break
+            if hooks.on_step:
+                hooks.on_step(done)
+    finally:
+        bar.close()
     return LoopStats(time.perf_counter() - started, taken)
 
 

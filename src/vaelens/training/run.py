@@ -7,6 +7,7 @@ checkpoints, images and summaries through these methods, so their run directorie
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class TrainingRun:
         self.start_step = 0
         self.notes: list[str] = []
         self.summary: dict | None = None
+        self._metrics = self._tensorboard = None
 
     @property
     def model(self) -> VAE:
@@ -97,10 +99,34 @@ class TrainingRun:
         self.directory.start(self.config)
         self.directory.trim_metrics(self.start_step)
 
+    @contextmanager
+    def logging(self):
+        """Keep metrics.jsonl (and the TensorBoard events, when train.tensorboard) open for `log`."""
+        with self.directory.metrics_log() as metrics:
+            self._metrics = metrics
+            if self.config.train.tensorboard:
+                from vaelens.training.tensorboard import TensorBoardLog
+
+                self._tensorboard = TensorBoardLog(self.directory.tensorboard_folder)
+            try:
+                yield self
+            finally:
+                if self._tensorboard is not None:
+                    self._tensorboard.close()
+                self._metrics = self._tensorboard = None
+
+    def log(self, record: dict) -> None:
+        """One metrics.jsonl record (and its scalars in TensorBoard)."""
+        self._metrics.write(record)
+        if self._tensorboard is not None:
+            self._tensorboard.scalars(record)
+
     def save_checkpoint(self, step: int, eval_images: torch.Tensor) -> None:
         self.directory.save_checkpoint(step, self.parts.modules, self.parts.optimizers, {"noise": self.noise},
                                        self.context)
-        save_image_grids(self.model, self.objective, eval_images, self.directory.image_folder, self.seed)
+        grids = save_image_grids(self.model, self.objective, eval_images, self.directory.image_folder, self.seed)
+        if self._tensorboard is not None:
+            self._tensorboard.images(step, grids)
 
     def weights_finite(self) -> bool:
         """Whether every weight is finite (a finite loss can still come with a non-finite gradient)."""

@@ -6,6 +6,7 @@
     RUN_DIR/images/            reconstructions.png and samples.png of the latest checkpoint
     RUN_DIR/summary.json       status (finished / diverged / failed), evaluation, context
     RUN_DIR/analysis.json      `vaelens analyze`'s flat results, figures in RUN_DIR/analysis/
+    RUN_DIR/tensorboard/       TensorBoard events, when train.tensorboard is on
 
 A run's status is "new" (no such folder, or an empty one), "foreign" (a non-empty folder that is not
 a vaelens run: never written to), "incomplete" (a config but no summary: killed, or training now),
@@ -35,6 +36,7 @@ CHECKPOINT_FOLDER = "checkpoints"
 IMAGE_FOLDER = "images"
 ANALYSIS_FILE = "analysis.json"
 ANALYSIS_FOLDER = "analysis"
+TENSORBOARD_FOLDER = "tensorboard"
 STATUSES = ("new", "foreign", "incomplete", "finished", "diverged", "failed")
 
 logger = logging.getLogger("vaelens")
@@ -74,6 +76,7 @@ class RunDirectory:
         self.image_folder = self.path / IMAGE_FOLDER
         self.analysis_path = self.path / ANALYSIS_FILE
         self.analysis_folder = self.path / ANALYSIS_FOLDER
+        self.tensorboard_folder = self.path / TENSORBOARD_FOLDER
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"

@@ -76,6 +76,10 @@ def check_training_config(config: RunConfig) -> None:
     """Every check a run's config must pass before its directory is touched: the values of every key
     and the combinations the trainer refuses."""
     check_config(config)
+    if config.train.tensorboard:
+        from vaelens.training.tensorboard import check_available
+
+        check_available()
     if config.train.cuda_graph and config.loss.disc_weight > 0:
         raise ValueError(f"train.cuda_graph=true cannot capture an adversarial objective (loss.disc_weight="
                          f"{config.loss.disc_weight}): its discriminator step and disc_start switch run on the "

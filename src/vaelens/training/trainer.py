@@ -105,14 +105,15 @@ def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = F
     run.start()
     eval_images = data.images(torch.arange(min(config.train.eval_images, data.num_images)))
     stepper = SingleStepper(run, data, device, hooks)
-    try:
-        stats = train_loop(stepper, config.train, run.start_step, eval_images, hooks, config.train.progress,
-                           f"train {directory.path.name}")
-    except Exception as error:
-        run.record_failure(stepper.step_index, error)
-        raise
-    run.objective.perceptual_bf16 = False  # the summary's evaluation is float32 throughout
-    finish_runs(stepper, stats, eval_images)
+    with run.logging():
+        try:
+            stats = train_loop(stepper, config.train, run.start_step, eval_images, hooks, config.train.progress,
+                               f"train {directory.path.name}")
+        except Exception as error:
+            run.record_failure(stepper.step_index, error)
+            raise
+        run.objective.perceptual_bf16 = False  # the summary's evaluation is float32 throughout
+        finish_runs(stepper, stats, eval_images)
     if run.diverged:
         raise TrainingDiverged(run.summary["error"])
     return run.result()
