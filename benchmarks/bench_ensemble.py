@@ -52,9 +52,10 @@ from torch.nn import functional as F
 
 from vaelens.config import resolve
 from vaelens.data import load_dataset
+from vaelens.devices import resolve_device
 from vaelens.models import build_model
 from vaelens.training import ensemble as ensemble_module
-from vaelens.training import resolve_device, train
+from vaelens.training import train
 from vaelens.training import trainer as trainer_module
 from vaelens.training.ensemble import train_ensemble
 

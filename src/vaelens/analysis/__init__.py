@@ -21,7 +21,7 @@ def analyze_target(run_dir=None, *, model_spec: str | None = None, data_spec: st
                    device: str = "auto", progress: bool = True) -> tuple[Path, dict]:
     """Analyse a run directory, or a pretrained model given as diffusers:PATH on data NAME[:PATH]."""
     from vaelens.data import load_dataset
-    from vaelens.training import resolve_device
+    from vaelens.devices import resolve_device
 
     device = resolve_device(device)
     if (run_dir is None) == (model_spec is None):

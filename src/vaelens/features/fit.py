@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from vaelens.devices import resolve_device
 from vaelens.features.network import DEFAULT_WIDTHS, FeatureNetwork
 from vaelens.features.objectives import ContrastiveObjective, DenoisingObjective, SupervisedObjective
 
@@ -27,16 +28,6 @@ EVAL_IMAGES = 2048
 """Held-out images scored (a seeded random sample of the test split when it is larger)."""
 FINAL_OBJECTIVE_WINDOW = 0.1
 """The reported final training objective averages the last 10% of steps (a single batch is noisy)."""
-
-
-def resolve_device(device) -> torch.device:
-    """torch.device from 'cpu' | 'cuda' | 'cuda:N' | 'auto' (CUDA when available) or a torch.device."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device} but CUDA is not available here; use device='cpu' or 'auto'")
-    return resolved
 
 
 def _check_arguments(method: str, steps: int, batch_size: int, lr: float, seed: int) -> None:
