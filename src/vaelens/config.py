@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from vaelens.dotted import flatten_dotted
+
 
 class ConfigError(ValueError):
     """A configuration key or value that cannot be used; the message says which and why."""
@@ -240,20 +242,9 @@ def _apply(config, key: str, value) -> None:
                 raise ConfigError(f"'{'.'.join(parts[: depth + 1])}' is a value, not a section")
 
 
-def _flatten(mapping: dict, prefix: str = "") -> dict:
-    flat = {}
-    for name, value in mapping.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, key + "."))
-        else:
-            flat[key] = value
-    return flat
-
-
 def update(config: RunConfig, values: dict) -> RunConfig:
     """Apply a (nested or dotted) mapping of values to `config` in place and return it."""
-    for key, value in _flatten(values).items():
+    for key, value in flatten_dotted(values).items():
         _apply(config, key, value)
     return config
 

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from vaelens.analysis.encode import encode_images, reconstruction_function
 from vaelens.analysis.latents import latent_statistics
 from vaelens.analysis.plots import plot_covariance_spectrum, plot_kl_per_unit, plot_variance_profiles
+from vaelens.dotted import flatten_dotted
 from vaelens.io import atomic_write_json
 from vaelens.metrics.distortion import distortion_report
 from vaelens.training.images import save_png
@@ -55,17 +56,6 @@ from vaelens.training.images import save_png
 LPIPS_NET = "alex"
 """LPIPS backbone for evaluation (PAPER.md section 5); skipped with a reason where its weights are absent."""
 ANALYSIS_STAGES = ("encode", "latent statistics", "distortion", "disentanglement")
-
-
-def flatten_keys(values: dict, prefix: str = "") -> dict:
-    """Nested dicts -> one level with dotted keys, so analysis.json stays flat."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten_keys(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 @torch.no_grad()
@@ -144,15 +134,15 @@ def analyze(model, data, *, objective=None, max_images: int | None = 5000, disto
     stages.set_postfix_str(ANALYSIS_STAGES[0])
     encoded = encode_images(model, data, max_images, seed=seed, device=device, progress=progress)
     results = {"units": "nats", "num_images": len(encoded.indices), "log_num_images": math.log(len(encoded.indices)),
-               "seed": seed, "latent_shape": list(encoded.mu.shape[1:]), **flatten_keys(data.describe(), "data.")}
+               "seed": seed, "latent_shape": list(encoded.mu.shape[1:]), **flatten_dotted(data.describe(), "data.")}
     if objective is not None and hasattr(objective, "describe"):
         description = objective.describe()
         results["weighting_convention"] = description["convention"]
-        results.update(flatten_keys(description, "objective."))
+        results.update(flatten_dotted(description, "objective."))
     else:
         results["weighting_convention"] = "unknown (pretrained model)"
         if hasattr(model, "describe"):
-            results.update(flatten_keys(model.describe(), "model."))
+            results.update(flatten_dotted(model.describe(), "model."))
     stages.update()
     stages.set_postfix_str(ANALYSIS_STAGES[1])
     results.update(latent_statistics(encoded.mu, encoded.logvar, seed=seed, mi_samples=mi_samples))

@@ -28,6 +28,7 @@ import yaml
 
 from vaelens import config as config_module
 from vaelens.config import ConfigError
+from vaelens.dotted import flatten_dotted
 
 
 @dataclass
@@ -63,7 +64,7 @@ def _flat_overrides(overrides, where: str) -> dict:
     if not isinstance(overrides, dict):
         raise ConfigError(f"{where}: 'overrides' must be a mapping of key: value or a list of "
                           f"'key=value' strings, got {type(overrides).__name__}")
-    return config_module._flatten(overrides)
+    return flatten_dotted(overrides)
 
 
 def _check_axis(key, values, where: str) -> list:
