@@ -51,6 +51,7 @@ from vaelens.analysis.plots import plot_covariance_spectrum, plot_kl_per_unit, p
 from vaelens.dotted import flatten_dotted
 from vaelens.io import atomic_write_json
 from vaelens.metrics.distortion import distortion_report
+from vaelens.models.base import VAE, PosteriorEncoder
 from vaelens.training.images import save_png
 
 LPIPS_NET = "alex"
@@ -116,9 +117,9 @@ def _disentanglement(model, data, encoded, device, seed: int, quick: bool) -> di
     return {f"disentanglement.{key}": value for key, value in results.items()}
 
 
-def analyze(model, data, *, objective=None, max_images: int | None = 5000, distortion_images: int = 512,
-            disentanglement: bool = True, quick: bool = False, seed: int = 0, device="cpu",
-            progress: bool = True, mi_samples: int = 1) -> dict:
+def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: int | None = 5000,
+            distortion_images: int = 512, disentanglement: bool = True, quick: bool = False, seed: int = 0,
+            device="cpu", progress: bool = True, mi_samples: int = 1) -> dict:
     """Everything vaelens measures about a model's latents on `data`, as one flat JSON-ready dict (nats).
 
     `model` is a vaelens VAE (then give its `objective`) or any PosteriorEncoder (e.g. a
