@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 
-import numpy as np
 import pytest
 import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
