@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import numpy as np
 import pytest
@@ -82,10 +83,12 @@ def _truncated_checkpoint(tmp_path) -> bytes:
     return data[: len(data) // 2]
 
 
-@pytest.mark.parametrize("kind", ["garbage", "html page", "empty", "truncated"])
+@pytest.mark.parametrize("kind", ["garbage 0", "garbage 1", "garbage 2", "garbage 3", "html page", "empty",
+                                  "truncated"])
 def test_corrupt_backbone_file_is_one_clear_error(empty_hub, tmp_path, kind):
-    content = {"garbage": os.urandom(4096), "html page": b"<html><body>Access denied</body></html>\n",
-               "empty": b"", "truncated": _truncated_checkpoint(tmp_path)}[kind]
+    garbage = {f"garbage {seed}": random.Random(seed).randbytes(4096) for seed in range(4)}
+    content = {**garbage, "html page": b"<html><body>Access denied</body></html>\n", "empty": b"",
+               "truncated": _truncated_checkpoint(tmp_path)}[kind]
     path = _write_backbone(empty_hub, "vgg", content)
     with pytest.raises(CorruptBackboneError) as caught:
         build_lpips("vgg")

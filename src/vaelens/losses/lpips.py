@@ -138,9 +138,11 @@ def _load_backbone(trunk: torch.nn.Module, net: str, path: str) -> None:
     """Copy torchvision `features.<i>.*` weights into the lpips trunk, whose slices keep the index names."""
     # A partial copy, an error page saved under the file's name or another model's weights all end
     # up here; each becomes one CorruptBackboneError that says what to do, not torch's traceback.
+    # Every exception is caught: on arbitrary bytes torch's unpickler fails in arbitrary ways
+    # (IndexError, KeyError, struct.error, ... besides UnpicklingError and zip-reader RuntimeErrors).
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as error:
+    except Exception as error:
         raise _corrupt(net, path, f"is not a readable torch checkpoint ({_load_failure(error)})") from error
     if not isinstance(state, dict):
         raise _corrupt(net, path, f"holds a {type(state).__name__}, not the state dict of a torchvision model")
