@@ -51,8 +51,9 @@ from torch.nn import functional as F
 
 from vaelens.config import resolve
 from vaelens.data import load_dataset
+from vaelens.devices import resolve_device
 from vaelens.models import build_model
-from vaelens.training import TrainingHooks, resolve_device, train
+from vaelens.training import TrainingHooks, train
 from vaelens.training.ensemble import train_ensemble
 
 TARGETS = {64: 25.0, 256: 10.0}

@@ -23,10 +23,10 @@ import torch
 
 from vaelens.config import resolve
 from vaelens.data import load_dataset
+from vaelens.devices import resolve_device
 from vaelens.features import DEFAULT_WIDTHS, FeatureNetwork, save_feature_network
 from vaelens.losses import build_objective
 from vaelens.models import build_model
-from vaelens.training import resolve_device
 
 TERMS = {
     "pointwise (Bernoulli)": [],

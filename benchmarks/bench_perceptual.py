@@ -42,9 +42,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vaelens.config import resolve
 from vaelens.data import load_dataset
+from vaelens.devices import resolve_device
 from vaelens.losses import build_objective
 from vaelens.models import build_model
-from vaelens.training import resolve_device
 
 PERCEPTUAL = ["loss.perceptual=lpips-vgg", "loss.lpips_random_backbone=true", "train.bf16=true",
               "train.channels_last=true"]

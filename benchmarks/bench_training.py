@@ -44,8 +44,9 @@ from torch.nn import functional as F
 
 from vaelens.config import resolve
 from vaelens.data import load_dataset
+from vaelens.devices import resolve_device
 from vaelens.models import build_model
-from vaelens.training import resolve_device, train
+from vaelens.training import train
 
 
 def bench_vaelens(config, warmup: int, steps: int, overrides: dict | None = None) -> float:

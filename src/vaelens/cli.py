@@ -64,7 +64,7 @@ def command_analyze(args) -> int:
     path, results = analyze_target(args.run_dir, model_spec=args.model, data_spec=args.data, out=args.out,
                                    image_size=args.image_size,
                                    max_images=args.images, quick=args.quick, device=args.device,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, allow_diverged=args.diverged)
     print(f"analysis written: {path}")
     for key in ("rate", "mutual_information", "active_units", "geometry.isoscore",
                 "posterior_variance.normalized_entropy"):
@@ -123,34 +123,6 @@ def command_demo(args) -> int:
     return 0
 
 
-def _comma_list(text: str, kind, what: str) -> list:
-    try:
-        return [kind(part) for part in text.split(",") if part.strip()]
-    except ValueError as error:
-        raise ValueError(f"{what} must be a comma-separated list, got {text!r}") from error
-
-
-def command_theory(args) -> int:
-    from vaelens.theory.experiment import TheoryConfig, run_theory
-
-    config = TheoryConfig(
-        sources=_comma_list(args.sources, str, "--sources"), side=args.side, spectrum=args.spectrum,
-        num_samples=args.samples, latent_dim=args.latent_dim,
-        betas=_comma_list(args.betas, float, "--betas") if args.betas else None, sigma=args.sigma,
-        perceptual_weight=args.perceptual_weight, neural_fraction=args.neural_fraction, features=args.features,
-        metric_images=args.metric_images, steps=args.steps, lr=args.lr, seed=args.seed, progress=not args.no_progress)
-    report = run_theory(config, args.out)
-    print(f"theory written: {Path(args.out) / 'theory.json'} (rates in nats)")
-    for name, source in report["sources"].items():
-        agreeing = sum(run["agreement"]["within_tolerance"] for run in source["runs"])
-        print(f"  {name}: {agreeing}/{len(source['runs'])} runs within 2% (rate) and 5% (variances) of theory")
-        for convention, rows in source["perceptual_effect"].items():
-            changes = ", ".join(f"beta={row['beta']:.3g}: {row['change_trained']:+.3f} {row['direction_trained']} "
-                                f"(theory {row['change_predicted']:+.3f})" for row in rows)
-            print(f"    {convention} - pixel rate: {changes}")
-    return 0
-
-
 def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="local: parallel processes (default 1; with GPUs, runs go round-robin over them)")
@@ -162,22 +134,23 @@ def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ensemble: most members trained together (default 64)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vaelens", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_train_parser(commands) -> None:
     train = commands.add_parser("train", help="train one beta-VAE into a run directory")
     _add_config_arguments(train)
     train.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.set_defaults(handler=command_train)
 
+
+def _add_config_parser(commands) -> None:
     show = commands.add_parser("config", help="print the resolved configuration")
     _add_config_arguments(show)
     show.add_argument("--docs", action="store_true", help="print every key with its documentation")
     show.add_argument("--list-presets", action="store_true", help="list the shipped presets")
     show.set_defaults(handler=command_config)
 
+
+def _add_analyze_parser(commands) -> None:
     analyze = commands.add_parser("analyze", help="measure a trained model's latents -> analysis.json + plots")
     analyze.add_argument("run_dir", nargs="?", help="a vaelens run directory")
     analyze.add_argument("--model", help="instead of a run: diffusers:PATH (a local AutoencoderKL folder)")
@@ -187,10 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", help="output folder (default: the run directory)")
     analyze.add_argument("--images", type=int, default=5000, help="images to encode (default 5000)")
     analyze.add_argument("--quick", action="store_true", help="smaller disentanglement estimates")
+    analyze.add_argument("--diverged", action="store_true",
+                         help="analyse a diverged run at its last good checkpoint (refused otherwise)")
     analyze.add_argument("--device", default="auto")
     analyze.add_argument("--no-progress", action="store_true", help="hide progress bars")
     analyze.set_defaults(handler=command_analyze)
 
+
+def _add_sweep_parser(commands) -> None:
     sweep = commands.add_parser("sweep", help="train (and analyse) every run of a sweep spec, skipping finished ones")
     sweep.add_argument("spec", help="sweep spec YAML (examples: src/vaelens/configs/sweeps/)")
     sweep.add_argument("--out", required=True, help="sweep directory (rerun it to resume)")
@@ -201,12 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sweep.set_defaults(handler=command_sweep)
 
+
+def _add_report_parser(commands) -> None:
     report = commands.add_parser("report", help="results.csv, claims.json and a self-contained report.html of a sweep")
     report.add_argument("sweep_dir", help="a sweep directory (the --out of `vaelens sweep` or `vaelens reproduce`)")
     report.add_argument("--no-traversals", action="store_true", help="skip latent traversals (they load each model)")
     report.add_argument("--no-progress", action="store_true", help="hide progress bars")
     report.set_defaults(handler=command_report)
 
+
+def _add_reproduce_parser(commands) -> None:
     reproduce = commands.add_parser("reproduce", help="the study of PAPER.md: sweeps, claims.json and report.html")
     size = reproduce.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small subsets and few steps, ~30 min on 2 CPU cores "
@@ -219,36 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
     reproduce.set_defaults(handler=command_reproduce)
 
+
+def _add_demo_parser(commands) -> None:
     demo = commands.add_parser("demo", help="the quick study on the embedded data (a few minutes on a CPU)")
     demo.add_argument("--out", default="vaelens-demo", help="output directory (default: ./vaelens-demo)")
     demo.add_argument("--steps", type=int, default=None, help="training steps per model (default: demo's own)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(handler=command_demo)
 
+
+def build_parser() -> argparse.ArgumentParser:
     from vaelens.features.cli import add_fit_features_parser
+    from vaelens.theory.cli import add_theory_parser
 
-    add_fit_features_parser(commands)
-
-    theory = commands.add_parser("theory", help="linear VAEs trained under pixel/additive/convex metrics vs the "
-                                                "closed form -> theory.json + plots")
-    theory.add_argument("--out", required=True, help="output directory (new or empty)")
-    theory.add_argument("--sources", default="gaussian,natural", help="comma list: gaussian, natural")
-    theory.add_argument("--side", type=int, default=8, help="images are side x side, one channel (default 8)")
-    theory.add_argument("--spectrum", default="power:2", help="Gaussian eigenvalues: power:ALPHA or side^2 numbers")
-    theory.add_argument("--samples", type=int, default=2048, help="training vectors per source (default 2048)")
-    theory.add_argument("--latent-dim", type=int, default=16, help="latent units (default 16)")
-    theory.add_argument("--betas", help="comma list of KL weights (default: 5 per source across its spectrum)")
-    theory.add_argument("--sigma", type=float, default=0.1, help="Gaussian-likelihood sigma (default 0.1)")
-    theory.add_argument("--perceptual-weight", type=float, default=1.0, help="w of the additive metric I + w G")
-    theory.add_argument("--neural-fraction", type=float, default=0.5, help="a of the convex metric (1-a) I + a G")
-    theory.add_argument("--features", default="random",
-                        help="feature network of G: random (seeded, untrained), a fitted name or a .safetensors file")
-    theory.add_argument("--metric-images", type=int, default=64, help="images the perceptual metric averages over")
-    theory.add_argument("--steps", type=int, default=3000, help="Adam steps per linear VAE (default 3000)")
-    theory.add_argument("--lr", type=float, default=0.02, help="Adam learning rate (default 0.02)")
-    theory.add_argument("--seed", type=int, default=0)
-    theory.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    theory.set_defaults(handler=command_theory)
+    parser = argparse.ArgumentParser(prog="vaelens", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add_parser in (_add_train_parser, _add_config_parser, _add_analyze_parser, _add_sweep_parser,
+                       _add_report_parser, _add_reproduce_parser, _add_demo_parser, add_fit_features_parser,
+                       add_theory_parser):
+        add_parser(commands)
     return parser
 
 

@@ -1,7 +1,7 @@
 """`vaelens demo`: the study in miniature on procedural dSprites, a few minutes on two CPU cores.
 
 Pointwise against pointwise + perceptual (additive convention), two betas, three seeds, small models
-and a feature network fitted for the demo in seconds on the same images. The numbers say what the
+and a small feature network fitted for the demo on the same images. The numbers say what the
 tiny budget can say: the claims table usually reads `inconclusive` for some claims at this size,
 and `vaelens reproduce` is the real study.
 """
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from vaelens.study import StudyScale, study_spec
 
-# Sized to about two minutes on two idle CPU cores (measured: see BENCHMARKS.md), leaving room under
-# the five-minute budget for slower machines; 120 steps of 16 images (the first design) trained too
-# little for the claims table to mean anything.
+# Sized to leave most of the five-minute budget on two CPU cores free for slower machines (wall
+# times: BENCHMARKS.md); 120 steps of 16 images (the first design) trained too little for the claims
+# table to mean anything.
 DEMO_SCALE = StudyScale(steps=500, subset=2048, betas=(1.0, 4.0), seeds=(0, 1, 2), channels=16, hidden_dim=64,
                         batch_size=32, analysis_images=1024, disc_channels=16, disc_layers=2,
                         distortion_images=128, disentanglement=False)

@@ -1,17 +1,22 @@
-"""Which torch device a setting names."""
+"""Which torch device a setting names: 'cpu', 'cuda', 'cuda:N', 'auto' (CUDA when available)."""
 
 from __future__ import annotations
 
 import torch
 
 
-def resolve_device(name) -> torch.device:
-    """'auto' -> cuda when available, else cpu; any other name as torch.device, refusing CUDA where there is none."""
-    if isinstance(name, torch.device):
-        name = str(name)
-    if name == "auto":
+def resolve_device(name, setting: str = "device") -> torch.device:
+    """torch.device from 'cpu' | 'cuda' | 'cuda:N' | 'auto' (CUDA when available) or a torch.device.
+
+    A CUDA request on a machine without CUDA raises a RuntimeError naming `setting` (the config key
+    or option the value came from, e.g. "train.device"), so the user knows what to change.
+    """
+    if isinstance(name, str) and name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"{setting}={name!r} is not a device; use cpu, cuda, cuda:N or auto") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
+        raise RuntimeError(f"{setting}={name} but CUDA is not available here; use {setting}=cpu or auto")
     return device

@@ -1,32 +1,25 @@
 """Probe pretrained autoencoders: anything with encode(x) -> (mu, logvar) can be analysed.
 
 `DiffusersAutoencoder` adapts a diffusers AutoencoderKL (the VAE of Stable Diffusion and FLUX) to
-that protocol: images in [0, 1] go in as [-1, 1], `latent_dist.mean` and `.logvar` come out. The
-latents are the raw ones the KL term regularised during the VAE's training (not multiplied by the
-diffusion `scaling_factor`), so rate and KL against N(0, I) mean what they meant in training.
+that protocol (`PosteriorEncoder`): images in [0, 1] go in as [-1, 1], `latent_dist.mean` and
+`.logvar` come out. The latents are the raw ones the KL term regularised during the VAE's training
+(not multiplied by the diffusion `scaling_factor`), so rate and KL against N(0, I) mean what they
+meant in training.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import nn
 
-
-class PosteriorEncoder(Protocol):
-    """What `vaelens.analyze` needs of a model: image shape, latent shape, encode, reconstruct."""
-
-    image_shape: tuple[int, int, int]
-    latent_shape: tuple[int, ...]
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def reconstruct(self, z: torch.Tensor) -> torch.Tensor: ...
+from vaelens.models.base import PosteriorEncoder
 
 
-class DiffusersAutoencoder(nn.Module):
+class DiffusersAutoencoder(nn.Module, PosteriorEncoder):
+    """A diffusers AutoencoderKL seen as a PosteriorEncoder on `image_size` x `image_size` images."""
+
     def __init__(self, autoencoder: nn.Module, image_size: int):
         super().__init__()
         config = autoencoder.config

@@ -49,10 +49,11 @@ class StudyScale:
 
 
 SCALES = {
-    # Sized for 2 CPU cores and 30 minutes (108 runs). Measured with 80 steps of 16 images: 11.3 minutes
-    # on two idle cores, of which ~5 fitting the two feature networks, ~5 training and ~2 analysis and
-    # report; so training gets 4x the images (160 steps of 32). Narrow models, two betas: its verdicts
-    # are a smoke test of the pipeline, not the study.
+    # Sized for 2 CPU cores and a 30-minute budget (108 runs). The first design (80 steps of 16 images)
+    # left much of that budget unused, and fixed costs (fitting the two feature networks, analysis and
+    # report) took over half of what it did use, so training gets 4x the images (160 steps of 32); the
+    # wall times of both designs are in BENCHMARKS.md. Narrow models, two betas: its verdicts are a
+    # smoke test of the pipeline, not the study.
     "quick": StudyScale(steps=160, subset=1024, betas=(1.0, 4.0), seeds=(0, 1, 2), channels=8, hidden_dim=32,
                         batch_size=32, analysis_images=256, disc_channels=16, disc_layers=2,
                         distortion_images=128, disentanglement=False),

@@ -4,9 +4,9 @@ from vaelens import train
 from vaelens.config import resolve
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def trained_run(tmp_path_factory):
-    """A finished tiny dSprites run (128 images, narrow conv64, 6 steps) shared by a test module."""
+    """A finished tiny dSprites run (128 images, narrow conv64, 6 steps) shared by the analysis tests."""
     root = tmp_path_factory.mktemp("analysis")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VAELENS_CACHE", str(root / "cache"))

@@ -1,7 +1,6 @@
 import json
 import math
 import re
-import shutil
 
 import pytest
 import torch
@@ -71,38 +70,6 @@ def test_too_few_images_is_a_clear_error(trained_run):
     data = load_dataset(loaded.config.data, split="test")
     with pytest.raises(ValueError, match="at least 2 images"):
         vaelens.analyze(loaded.model, data, objective=loaded.objective, max_images=1, progress=False)
-
-
-def _error_of(arguments, capsys) -> str:
-    assert main(["analyze", *arguments, "--no-progress", "--device", "cpu"]) == 2
-    return capsys.readouterr().err
-
-
-def test_missing_run_directory(tmp_path, capsys):
-    assert "not a vaelens run directory" in _error_of([str(tmp_path / "nowhere")], capsys)
-
-
-def test_corrupt_checkpoint(trained_run, tmp_path, capsys):
-    copy = shutil.copytree(trained_run, tmp_path / "copy")
-    tensors = max((copy / "checkpoints").glob("*.safetensors"))
-    tensors.write_bytes(b"not a safetensors file")
-    message = _error_of([str(copy)], capsys)
-    assert "corrupt" in message and tensors.name in message
-
-
-@pytest.mark.parametrize("arguments, expected", [
-    ([], "either a run directory or --model"),
-    (["RUN", "--model", "diffusers:somewhere"], "either a run directory or --model"),
-    (["--model", "onnx:model.onnx", "--data", "natural", "--out", "OUT"], "unknown --model"),
-    (["--model", "diffusers:somewhere", "--out", "OUT"], "needs evaluation data"),
-    (["--model", "diffusers:somewhere", "--data", "natural"], "give --out"),
-    (["--model", "diffusers:MISSING", "--data", "natural", "--out", "OUT"], "no diffusers model folder"),
-])
-def test_bad_target_arguments(arguments, expected, trained_run, tmp_path, capsys):
-    substitutions = {"RUN": str(trained_run), "OUT": str(tmp_path / "out"), "diffusers:MISSING":
-                     f"diffusers:{tmp_path / 'missing'}"}
-    arguments = [substitutions.get(argument, argument) for argument in arguments]
-    assert expected in _error_of(arguments, capsys)
 
 
 def test_analysis_of_identical_codes_records_why_statistics_are_undefined(trained_run):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -70,46 +68,6 @@ def test_convention_metrics_and_spectra():
         parse_spectrum("1,2", 3)
     with pytest.raises(ValueError, match="power:ALPHA"):
         parse_spectrum("power:x", 3)
-
-
-def test_theory_command_writes_json_and_plots(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("VAELENS_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "theory"
-    code = main(["theory", "--out", str(out), "--side", "4", "--samples", "128", "--latent-dim", "3",
-                 "--steps", "20", "--betas", "20,4", "--metric-images", "4", "--no-progress"])
-    assert code == 0
-    assert "additive - pixel rate" in capsys.readouterr().out
-    report = json.loads((out / "theory.json").read_text())
-    assert report["units"] == "nats" and set(report["weighting_conventions"]) == {"pixel", "additive", "convex"}
-    for name in ("gaussian", "natural"):
-        source = report["sources"][name]
-        assert len(source["runs"]) == 6 and (out / f"theory_{name}.png").stat().st_size > 0
-        assert {run["convention"] for run in source["runs"]} == {"pixel", "additive", "convex"}
-        for run in source["runs"]:
-            assert len(run["trained"]["posterior_variance"]) == 3 and run["predicted"]["rate"] >= 0
-            assert (out / run["run_dir"] / "summary.json").is_file()
-        for rows in source["perceptual_effect"].values():
-            assert [row["beta"] for row in rows] == [20.0, 4.0]
-        # Theory: adding a quadratic term can only raise the rate.
-        assert all(row["change_predicted"] >= -1e-9 for row in source["perceptual_effect"]["additive"])
-        assert all(row["direction_trained"] in ("raised", "lowered", "unchanged")
-                   for rows in source["perceptual_effect"].values() for row in rows)
-
-
-@pytest.mark.parametrize("arguments,message", [
-    (["--sources", "gaussian,mnist"], "unknown or empty sources"),
-    (["--spectrum", "1,2"], "positive numbers"),
-    (["--neural-fraction", "1.0"], "neural fraction"),
-    (["--betas", "1,-2"], "positive numbers"),
-    (["--steps", "0"], "steps must be a positive integer"),
-    (["--side", "5", "--sources", "natural"], "divide 32"),
-    (["--features", "no-such-network"], "no-such-network"),
-])
-def test_theory_command_rejects_bad_input(tmp_path, capsys, arguments, message):
-    code = main(["theory", "--out", str(tmp_path / "out"), "--no-progress", "--samples", "16", "--side", "2",
-                 *arguments])
-    assert code == 2
-    assert message in capsys.readouterr().err
 
 
 def test_theory_refuses_a_used_output_directory(tmp_path, capsys):

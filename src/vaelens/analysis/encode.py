@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from vaelens.models.base import VAE, PosteriorEncoder
+
 
 @dataclass
 class EncodedSet:
@@ -18,7 +20,7 @@ class EncodedSet:
     """Which images of the data set were encoded (in order)."""
 
 
-def reconstruction_function(model, objective=None):
+def reconstruction_function(model: VAE | PosteriorEncoder, objective=None):
     """z -> reconstruction in image space: the model's own `reconstruct`, or the likelihood's mean."""
     if hasattr(model, "reconstruct"):
         return model.reconstruct

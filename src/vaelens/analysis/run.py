@@ -30,7 +30,7 @@ under `channel.` are the per-channel view (positions pooled as samples of a C-un
 | mean_variance.* | the same statistics for the profile of Var_x(mu_j) |
 | channel.* | spatial latents only: all the latent keys above on the channel view, plus channel.num_rows |
 | distortion.* | posterior-mean reconstructions: mse (per pixel), mse_sum (per image), psnr (dB), ssim, ms_ssim, lpips_alex (where its backbone exists), training_<term> (the run's own perceptual term) |
-| run.status, run.checkpoint_step, run.steps | for a run directory: its status when analysed (finished, diverged, incomplete), the checkpoint step measured, the steps its config asks for |
+| run.* | for a run directory: status when analysed (finished, diverged, incomplete), checkpoint_step (the checkpoint measured), steps (what its config asks for) |
 | disentanglement.* | with ground-truth factors: mig, dci_disentanglement, dci_completeness, dci_informativeness_train/test, sap, factorvae_eval/train_accuracy, factorvae_num_active_dims; quick (true: fewer trees and votes) |
 
 Figures in `analysis/` beside analysis.json: variance_profile.png (sorted posterior-variance and
@@ -49,24 +49,15 @@ from tqdm.auto import tqdm
 from vaelens.analysis.encode import encode_images, reconstruction_function
 from vaelens.analysis.latents import latent_statistics
 from vaelens.analysis.plots import plot_covariance_spectrum, plot_kl_per_unit, plot_variance_profiles
+from vaelens.dotted import flatten_dotted
 from vaelens.io import atomic_write_json
 from vaelens.metrics.distortion import distortion_report
+from vaelens.models.base import VAE, PosteriorEncoder
 from vaelens.training.images import save_png
 
 LPIPS_NET = "alex"
 """LPIPS backbone for evaluation (PAPER.md section 5); skipped with a reason where its weights are absent."""
 ANALYSIS_STAGES = ("encode", "latent statistics", "distortion", "disentanglement")
-
-
-def flatten_keys(values: dict, prefix: str = "") -> dict:
-    """Nested dicts -> one level with dotted keys, so analysis.json stays flat."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten_keys(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 @torch.no_grad()
@@ -127,9 +118,9 @@ def _disentanglement(model, data, encoded, device, seed: int, quick: bool) -> di
     return {f"disentanglement.{key}": value for key, value in results.items()}
 
 
-def analyze(model, data, *, objective=None, max_images: int | None = 5000, distortion_images: int = 512,
-            disentanglement: bool = True, quick: bool = False, seed: int = 0, device="cpu",
-            progress: bool = True, mi_samples: int = 1) -> dict:
+def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: int | None = 5000,
+            distortion_images: int = 512, disentanglement: bool = True, quick: bool = False, seed: int = 0,
+            device="cpu", progress: bool = True, mi_samples: int = 1) -> dict:
     """Everything vaelens measures about a model's latents on `data`, as one flat JSON-ready dict (nats).
 
     `model` is a vaelens VAE (then give its `objective`) or any PosteriorEncoder (e.g. a
@@ -145,15 +136,15 @@ def analyze(model, data, *, objective=None, max_images: int | None = 5000, disto
     stages.set_postfix_str(ANALYSIS_STAGES[0])
     encoded = encode_images(model, data, max_images, seed=seed, device=device, progress=progress)
     results = {"units": "nats", "num_images": len(encoded.indices), "log_num_images": math.log(len(encoded.indices)),
-               "seed": seed, "latent_shape": list(encoded.mu.shape[1:]), **flatten_keys(data.describe(), "data.")}
+               "seed": seed, "latent_shape": list(encoded.mu.shape[1:]), **flatten_dotted(data.describe(), "data.")}
     if objective is not None and hasattr(objective, "describe"):
         description = objective.describe()
         results["weighting_convention"] = description["convention"]
-        results.update(flatten_keys(description, "objective."))
+        results.update(flatten_dotted(description, "objective."))
     else:
         results["weighting_convention"] = "unknown (pretrained model)"
         if hasattr(model, "describe"):
-            results.update(flatten_keys(model.describe(), "model."))
+            results.update(flatten_dotted(model.describe(), "model."))
     stages.update()
     stages.set_postfix_str(ANALYSIS_STAGES[1])
     results.update(latent_statistics(encoded.mu, encoded.logvar, seed=seed, mi_samples=mi_samples))

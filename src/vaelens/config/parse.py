@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from vaelens.config.sections import SECTIONS, RunConfig
+from vaelens.dotted import flatten_dotted
 
 
 class ConfigError(ValueError):
@@ -48,7 +49,7 @@ def _coerce(value, annotation, key: str):
     if origin is typing.Literal:
         choices = typing.get_args(annotation)
         if value not in choices:
-            raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+            raise ConfigError(f"unknown {key} {value!r}; choose one of: {', '.join(map(str, choices))}")
         return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -132,20 +133,9 @@ def check_config(config: RunConfig) -> RunConfig:
     return config
 
 
-def _flatten(mapping: dict, prefix: str = "") -> dict:
-    flat = {}
-    for name, value in mapping.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, key + "."))
-        else:
-            flat[key] = value
-    return flat
-
-
 def update(config: RunConfig, values: dict) -> RunConfig:
     """Apply a (nested or dotted) mapping of values to `config` in place and return it."""
-    for key, value in _flatten(values).items():
+    for key, value in flatten_dotted(values).items():
         _apply(config, key, value)
     return config
 

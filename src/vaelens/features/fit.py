@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from vaelens.devices import resolve_device
 from vaelens.features.network import DEFAULT_WIDTHS, FeatureNetwork
 from vaelens.features.objectives import ContrastiveObjective, DenoisingObjective, SupervisedObjective
 
@@ -27,16 +28,6 @@ EVAL_IMAGES = 2048
 """Held-out images scored (a seeded random sample of the test split when it is larger)."""
 FINAL_OBJECTIVE_WINDOW = 0.1
 """The reported final training objective averages the last 10% of steps (a single batch is noisy)."""
-
-
-def resolve_device(device) -> torch.device:
-    """torch.device from 'cpu' | 'cuda' | 'cuda:N' | 'auto' (CUDA when available) or a torch.device."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device} but CUDA is not available here; use device='cpu' or 'auto'")
-    return resolved
 
 
 def _check_arguments(method: str, steps: int, batch_size: int, lr: float, seed: int) -> None:
@@ -85,43 +76,24 @@ def _held_out_set(test_data, max_images: int, seed: int, device) -> tuple[torch.
     return test_data.images(indices).to(device), _labels(test_data, indices, device)
 
 
-def fit_feature_network(data_config, method: str, steps: int, batch_size: int = 64, lr: float = 1e-3,
-                        seed: int = 0, device="cpu", progress: bool = True,
-                        widths: Sequence[int] = DEFAULT_WIDTHS, convs_per_stage: int = 1,
-                        eval_images: int = EVAL_IMAGES) -> tuple[FeatureNetwork, dict]:
-    """Fit a `FeatureNetwork` on the training split of `data_config` with `method`.
-
-    data_config: a `vaelens.config.DataConfig` (or anything with its fields). Returns the network
-    (eval mode, on `device`, heads discarded) and JSON-friendly metadata: method, objective, data,
-    optimisation settings, training objective (first step and final), held-out metrics before
-    (`held_out_at_init`) and after (`held_out`) fitting, architecture, versions and date.
-    """
-    from vaelens import __version__
+def _load_splits(data_config, batch_size: int, device):
+    """(training split on `device`, test split) of `data_config`, checked for what fitting needs."""
     from vaelens.data import load_dataset
 
-    _check_arguments(method, steps, batch_size, lr, seed)
-    device = resolve_device(device)
-    started = time.perf_counter()
     train_data = load_dataset(data_config, split="train").to(device)
     test_data = load_dataset(data_config, split="test")
     if batch_size > train_data.num_images:
         raise ValueError(f"batch_size={batch_size} exceeds the {train_data.num_images} training images; "
                          "lower batch_size or use more data")
-    channels, height, width = train_data.image_shape
+    _, height, width = train_data.image_shape
     if height != width:
         raise ValueError(f"feature networks are fitted on square images, got {height}x{width}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        network = FeatureNetwork(channels, height, widths, convs_per_stage)
-        objective = _build_objective(method, network, train_data)
-    network.to(device)
-    objective.head.to(device)
-    held_out_images, held_out_labels = _held_out_set(test_data, eval_images, seed, device)
+    return train_data, test_data
 
-    modules = torch.nn.ModuleList([network, objective.head])
-    modules.eval()
-    held_out_at_init = objective.evaluate(network, held_out_images, held_out_labels)
-    modules.train()
+
+def _optimise(modules: torch.nn.ModuleList, network: FeatureNetwork, objective, train_data, *, method: str,
+              steps: int, batch_size: int, lr: float, seed: int, device, progress: bool) -> list[float]:
+    """Adam on `modules` over `steps` batches of `objective`; returns the training objective of every step."""
     optimizer = torch.optim.Adam(modules.parameters(), lr=lr)
     # Cosine decay to 5% of lr: short fits end noticeably better than with a constant rate.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=0.05 * lr)
@@ -142,7 +114,41 @@ def fit_feature_network(data_config, method: str, steps: int, batch_size: int = 
         if step % 10 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
     bar.close()
+    return losses
 
+
+def fit_feature_network(data_config, method: str, steps: int, batch_size: int = 64, lr: float = 1e-3,
+                        seed: int = 0, device="cpu", progress: bool = True,
+                        widths: Sequence[int] = DEFAULT_WIDTHS, convs_per_stage: int = 1,
+                        eval_images: int = EVAL_IMAGES) -> tuple[FeatureNetwork, dict]:
+    """Fit a `FeatureNetwork` on the training split of `data_config` with `method`.
+
+    data_config: a `vaelens.config.DataConfig` (or anything with its fields). Returns the network
+    (eval mode, on `device`, heads discarded) and JSON-friendly metadata: method, objective, data,
+    optimisation settings, training objective (first step and final), held-out metrics before
+    (`held_out_at_init`) and after (`held_out`) fitting, architecture, versions and date.
+    """
+    from vaelens import __version__
+
+    _check_arguments(method, steps, batch_size, lr, seed)
+    device = resolve_device(device)
+    started = time.perf_counter()
+    train_data, test_data = _load_splits(data_config, batch_size, device)
+    channels, height, _ = train_data.image_shape
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = FeatureNetwork(channels, height, widths, convs_per_stage)
+        objective = _build_objective(method, network, train_data)
+    network.to(device)
+    objective.head.to(device)
+    held_out_images, held_out_labels = _held_out_set(test_data, eval_images, seed, device)
+
+    modules = torch.nn.ModuleList([network, objective.head])
+    modules.eval()
+    held_out_at_init = objective.evaluate(network, held_out_images, held_out_labels)
+    modules.train()
+    losses = _optimise(modules, network, objective, train_data, method=method, steps=steps, batch_size=batch_size,
+                       lr=lr, seed=seed, device=device, progress=progress)
     modules.eval()
     held_out = objective.evaluate(network, held_out_images, held_out_labels)
     network.requires_grad_(False)

@@ -1,7 +1,8 @@
 """Built-in feature networks: a name, and the recipe that fits it on data vaelens generates or ships.
 
-Each recipe was timed to finish within about three minutes on two CPU cores; the held-out numbers
-it reaches are recorded in the network's JSON sidecar (and printed by `vaelens fit-features`).
+Each recipe is sized so that a preset fitting it on first use keeps the user waiting minutes, not
+hours, on a CPU (fit times: BENCHMARKS.md; every fit records its own `fit_seconds`); the held-out
+numbers it reaches are recorded in the network's JSON sidecar (and printed by `vaelens fit-features`).
 """
 
 from __future__ import annotations

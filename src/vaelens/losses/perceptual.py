@@ -11,14 +11,15 @@ from pathlib import Path
 
 import torch
 
-from vaelens.metrics.distortion import (
+from vaelens.losses.lpips import (
+    LPIPS_NETS,
+    CorruptBackboneError,
     MissingBackboneError,
     build_lpips,
     feature_distance,
+    lpips_between,
     lpips_metric_name,
 )
-
-LPIPS_NETS = ("vgg", "alex", "squeeze")
 
 
 class PerceptualTerm:
@@ -36,19 +37,17 @@ class PerceptualTerm:
         return {"perceptual": self.name, **self.description}
 
 
-def _lpips_term(net: str, random_backbone: bool, channels: int, device) -> PerceptualTerm:
+def _lpips_term(net: str, random_backbone: bool, device) -> PerceptualTerm:
     try:
         shared = build_lpips(net, pnet_rand=random_backbone)
-    except MissingBackboneError as error:
-        raise MissingBackboneError(f"{error} To train offline instead, use loss.perceptual=features:NAME "
-                                   "(e.g. the sd-vae-offline preset, which uses features:natural-denoising).") from error
+    except (MissingBackboneError, CorruptBackboneError) as error:
+        raise type(error)(f"{error} To train offline instead, use loss.perceptual=features:NAME "
+                          "(e.g. the sd-vae-offline preset, which uses features:natural-denoising).") from error
     # build_lpips caches one shared module; a private copy can move to this run's device.
     model = copy.deepcopy(shared).to(device).eval()
 
     def distance(x, x_hat):
-        if channels == 1:
-            x, x_hat = x.expand(-1, 3, -1, -1), x_hat.expand(-1, 3, -1, -1)
-        return model(2 * x - 1, 2 * x_hat - 1).flatten()
+        return lpips_between(model, x, x_hat)
 
     description = {"network": f"lpips-{net}", "backbone": "random (tests only)" if random_backbone else "ImageNet"}
     return PerceptualTerm(lpips_metric_name(net, random_backbone), distance, description)
@@ -79,7 +78,7 @@ def build_perceptual(spec: str, random_backbone: bool, image_shape, device) -> P
     if channels not in (1, 3):
         raise ValueError(f"perceptual losses take 1- or 3-channel images, the data has {channels}")
     if spec.startswith("lpips-") and spec[len("lpips-"):] in LPIPS_NETS:
-        return _lpips_term(spec[len("lpips-"):], random_backbone, channels, device)
+        return _lpips_term(spec[len("lpips-"):], random_backbone, device)
     if spec.startswith("features:") and len(spec) > len("features:"):
         return _feature_term(spec[len("features:"):], channels, device)
     raise ValueError(f"unknown loss.perceptual '{spec}'; use one of "

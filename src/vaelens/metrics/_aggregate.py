@@ -23,8 +23,8 @@ import torch
 LOG_2PI = math.log(2.0 * math.pi)
 WORKING_SET_BYTES = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 """Target size of the per-chunk buffers when `chunk_size` is not given, by device type: small
-enough to stay near the CPU caches (measured faster than larger chunks), large on GPUs to amortise
-kernel launches."""
+enough that a chunk's buffers stay near the CPU caches (why 64 MiB: BENCHMARKS.md), large on GPUs to
+amortise kernel launches."""
 LIVE_CHUNK_COPIES = 2
 """(B, N) float64 buffers alive at once: the joint log-densities, and one unit's in the per-unit path."""
 

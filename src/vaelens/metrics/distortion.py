@@ -1,4 +1,4 @@
-"""Reconstruction distortions: MSE, PSNR, SSIM, MS-SSIM, LPIPS and a generic feature-space distance.
+"""Reconstruction distortions: MSE, PSNR, SSIM, MS-SSIM and LPIPS, and a report of all of them.
 
 Conventions shared by every function here:
 
@@ -6,19 +6,13 @@ Conventions shared by every function here:
   `x` is the data, `x_hat` the reconstruction. They stay on their device and keep their dtype.
 - Every metric returns a per-image tensor of shape (N,); `distortion_report` averages those over
   images and returns plain floats.
-- Structural metrics come from torchmetrics, LPIPS from the `lpips` package; only what no library
-  offers (the generic `feature_distance` and the offline backbone check) is written here.
-
-LPIPS needs ImageNet-trained torchvision backbones that cannot be downloaded in an offline setting;
-`build_lpips` loads them from the torch hub cache where a user has put them and raises
-`MissingBackboneError` (naming the exact file) where not. It never lets torchvision download.
+- Structural metrics come from torchmetrics, LPIPS from the `lpips` package through
+  `vaelens.losses.lpips`, which owns its networks (offline backbones from the torch hub cache) and
+  the LPIPS-style `feature_distance` that the training losses share.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -27,6 +21,15 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from vaelens.losses.lpips import (
+    LPIPS_MIN_SIDE,
+    MissingBackboneError,
+    build_lpips,
+    check_lpips_net,
+    feature_distance,
+    lpips_between,
+    lpips_metric_name,
+)
 from vaelens.metrics._checks import check_finite
 
 SSIM_KERNEL_SIZE = 11
@@ -35,18 +38,6 @@ MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 """Per-scale exponents of Wang et al. (2003), the torchmetrics default: five scales."""
 PSNR_CAP_DB = 100.0
 """PSNR given to an exact reconstruction (MSE = 0) so that averages over images stay finite."""
-RANDOM_BACKBONE_SEED = 0
-"""Seed of the random LPIPS backbone (`pnet_rand=True`), so test values are reproducible."""
-
-_TORCHVISION_MODELS = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
-"""torchvision model behind each LPIPS backbone name."""
-_LPIPS_NETS = tuple(_TORCHVISION_MODELS)
-LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16, "squeeze": 17}
-"""Smallest image side each LPIPS trunk accepts (below it a pooling layer has no output; found by running them)."""
-
-
-class MissingBackboneError(FileNotFoundError):
-    """The ImageNet weights of an LPIPS backbone are not in the torch hub cache (and may not be downloaded)."""
 
 
 def _check_images(x, x_hat) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,93 +136,6 @@ def ms_ssim(x, x_hat, betas: Sequence[float] = MS_SSIM_BETAS) -> torch.Tensor:
     )
 
 
-def _torchvision_weights(net: str):
-    from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
-
-    return {
-        "alex": AlexNet_Weights.IMAGENET1K_V1,
-        "vgg": VGG16_Weights.IMAGENET1K_V1,
-        "squeeze": SqueezeNet1_1_Weights.IMAGENET1K_V1,
-    }[net]
-
-
-def _check_lpips_net(net: str) -> None:
-    if net not in _LPIPS_NETS:
-        raise ValueError(f"net must be one of {_LPIPS_NETS}, got {net!r}")
-
-
-def lpips_backbone_path(net: str = "alex") -> str:
-    """Where torchvision keeps the ImageNet weights of LPIPS backbone `net`: <torch hub dir>/checkpoints/<file>.
-
-    The file may or may not exist; `build_lpips` checks.
-    """
-    _check_lpips_net(net)
-    filename = os.path.basename(_torchvision_weights(net).url)
-    return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
-
-
-def lpips_metric_name(net: str = "alex", pnet_rand: bool = False) -> str:
-    """Name to report an LPIPS value under; a random backbone is labelled loudly, it is not LPIPS proper."""
-    _check_lpips_net(net)
-    return f"lpips_{net}_RANDOM_backbone" if pnet_rand else f"lpips_{net}"
-
-
-def build_lpips(net: str = "alex", pnet_rand: bool = False) -> torch.nn.Module:
-    """Return a frozen, eval-mode `lpips.LPIPS` module (v0.1 linear heads), cached per backbone file.
-
-    pnet_rand=False loads the ImageNet backbone from `lpips_backbone_path(net)` and raises
-    MissingBackboneError if that file is absent (nothing is downloaded). pnet_rand=True uses a
-    randomly initialised backbone (seeded with RANDOM_BACKBONE_SEED): only for tests and smoke
-    runs, and reported under `lpips_metric_name(net, pnet_rand=True)`.
-    The module is shared between callers: move it with `.to(device)`, do not modify its weights.
-    """
-    _check_lpips_net(net)
-    if pnet_rand:
-        return _build_lpips_cached(net, None)
-    path = lpips_backbone_path(net)
-    if not os.path.isfile(path):
-        raise MissingBackboneError(
-            f"LPIPS backbone '{net}' needs the torchvision ImageNet weights file "
-            f"'{os.path.basename(path)}' in '{os.path.dirname(path)}', and it is not there (this "
-            "environment cannot download it). On a connected machine run: python -c \"import torchvision; "
-            f"torchvision.models.get_model('{_TORCHVISION_MODELS[net]}', weights='IMAGENET1K_V1')\" "
-            "and copy the file from that machine's "
-            "~/.cache/torch/hub/checkpoints/ into this directory (or set TORCH_HOME). "
-            "For tests only, pnet_rand=True uses a random backbone."
-        )
-    return _build_lpips_cached(net, path)
-
-
-@functools.lru_cache(maxsize=8)
-def _build_lpips_cached(net: str, backbone_path: str | None) -> torch.nn.Module:
-    import lpips
-
-    # Always construct with a random trunk so torchvision never attempts a download; the
-    # ImageNet weights, when wanted, are copied in from the checked local file below. The
-    # warnings filter hides torchvision's deprecation notice for lpips' legacy `pretrained=` call.
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        torch.manual_seed(RANDOM_BACKBONE_SEED)
-        warnings.simplefilter("ignore", UserWarning)
-        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
-    if backbone_path is not None:
-        _load_backbone(model.net, backbone_path)
-    model.eval()
-    model.requires_grad_(False)
-    return model
-
-
-def _load_backbone(trunk: torch.nn.Module, path: str) -> None:
-    """Copy torchvision `features.<i>.*` weights into the lpips trunk, whose slices keep the index names."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    remapped = {}
-    for slice_name, block in trunk.named_children():
-        for key in block.state_dict():
-            if f"features.{key}" not in state:
-                raise ValueError(f"{path} lacks 'features.{key}': it is not the torchvision checkpoint LPIPS expects")
-            remapped[f"{slice_name}.{key}"] = state[f"features.{key}"]
-    trunk.load_state_dict(remapped, strict=True)
-
-
 def lpips_distance(
     x, x_hat, net: str = "alex", *, pnet_rand: bool = False, model: torch.nn.Module | None = None
 ) -> torch.Tensor:
@@ -245,7 +149,7 @@ def lpips_distance(
     x, x_hat = _check_images(x, x_hat)
     if x.shape[1] not in (1, 3):
         raise ValueError(f"LPIPS needs 1- or 3-channel images, got {x.shape[1]} channels")
-    _check_lpips_net(net)
+    check_lpips_net(net)
     _check_window_fits(
         x, f"LPIPS-{net}", LPIPS_MIN_SIDE[net], "pad or upsample the images (e.g. 28x28 MNIST) before LPIPS"
     )
@@ -253,64 +157,7 @@ def lpips_distance(
         model = build_lpips(net, pnet_rand)
     model = model.to(x.device)
     weight_dtype = next(model.parameters()).dtype
-    x, x_hat = x.to(weight_dtype), x_hat.to(weight_dtype)
-    if x.shape[1] == 1:
-        x, x_hat = x.expand(-1, 3, -1, -1), x_hat.expand(-1, 3, -1, -1)
-    return model(2.0 * x_hat - 1.0, 2.0 * x - 1.0).flatten()
-
-
-def feature_distance(
-    x,
-    x_hat,
-    feature_fn: Callable[[torch.Tensor], Sequence[torch.Tensor]],
-    *,
-    channel_weights: Sequence[torch.Tensor | None] | None = None,
-    eps: float = 1e-10,
-) -> torch.Tensor:
-    """LPIPS-style distance in the feature space of any network, per image, shape (N,).
-
-    For each feature map f_l (N, C_l, H_l, W_l) from `feature_fn`: unit-normalise over channels
-    (f / (||f||_2 over channels + eps)), square the difference between x and x_hat, weight each
-    channel by channel_weights[l] (non-negative (C_l,) tensor; None = all ones), sum over
-    channels, average over space, and sum over layers. Differentiable: gradients flow to x_hat,
-    so the training losses reuse this function. No range check on the inputs (any tensors the
-    feature network accepts).
-    """
-    features_x = list(feature_fn(x))
-    features_hat = list(feature_fn(x_hat))
-    if not features_x or len(features_x) != len(features_hat):
-        raise ValueError(
-            f"feature_fn must return the same non-empty number of feature maps for x and x_hat, "
-            f"got {len(features_x)} and {len(features_hat)}"
-        )
-    if channel_weights is not None and len(channel_weights) != len(features_x):
-        raise ValueError(
-            f"channel_weights needs one entry per feature map ({len(features_x)}), got {len(channel_weights)}"
-        )
-    total = None
-    for layer, (fx, fh) in enumerate(zip(features_x, features_hat)):
-        if fx.ndim != 4 or fx.shape != fh.shape:
-            raise ValueError(
-                f"feature map {layer} must be (N, C, H, W) and equal for x and x_hat, "
-                f"got {tuple(fx.shape)} and {tuple(fh.shape)}"
-            )
-        unit_x = fx / (fx.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
-        unit_hat = fh / (fh.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
-        squared = (unit_x - unit_hat).pow(2)
-        weights = None if channel_weights is None else channel_weights[layer]
-        if weights is not None:
-            weights = torch.as_tensor(weights, dtype=squared.dtype, device=squared.device).flatten()
-            if weights.numel() != squared.shape[1]:
-                raise ValueError(
-                    f"channel_weights[{layer}] must have {squared.shape[1]} entries (one per channel), "
-                    f"got {weights.numel()}"
-                )
-            if bool((weights < 0).any()):
-                raise ValueError(f"channel_weights[{layer}] must be non-negative (it weights squared distances)")
-            squared = squared * weights.view(1, -1, 1, 1)
-        per_image = squared.sum(dim=1).mean(dim=(1, 2))
-        total = per_image if total is None else total + per_image
-    return total
+    return lpips_between(model, x.to(weight_dtype), x_hat.to(weight_dtype))
 
 
 def distortion_report(

@@ -1,20 +1,9 @@
-"""Model registry: name -> constructor(image_shape, ModelConfig)."""
+"""Models: a diagonal-Gaussian encoder and a decoder per architecture, built by name from the registry."""
 
-from __future__ import annotations
+from vaelens.models.base import VAE, PosteriorEncoder
+from vaelens.models.conv import BurgessConvVAE
+from vaelens.models.mlp import MLPVAE, LinearVAE
+from vaelens.models.registry import MODELS, build_model
+from vaelens.models.resnet import ResNetVAE
 
-from vaelens.models.base import VAE
-from vaelens.models.conv import BurgessConvVAE, conv32, conv64
-from vaelens.models.mlp import LinearVAE, MLPVAE, linear, mlp
-from vaelens.models.resnet import ResNetVAE, resnet
-
-MODELS = {"conv64": conv64, "conv32": conv32, "mlp": mlp, "linear": linear, "resnet": resnet}
-
-
-def build_model(config, image_shape) -> VAE:
-    """Construct the model named by `config.name` for images of shape (C, H, W)."""
-    if config.name not in MODELS:
-        raise ValueError(f"unknown model '{config.name}'; available models: {', '.join(MODELS)}")
-    return MODELS[config.name](tuple(image_shape), config)
-
-
-__all__ = ["VAE", "BurgessConvVAE", "MLPVAE", "LinearVAE", "ResNetVAE", "MODELS", "build_model"]
+__all__ = ["VAE", "BurgessConvVAE", "MLPVAE", "LinearVAE", "ResNetVAE", "MODELS", "PosteriorEncoder", "build_model"]

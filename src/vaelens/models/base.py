@@ -1,6 +1,9 @@
-"""What every vaelens model provides: a diagonal-Gaussian encoder and a decoder, kept apart from the loss."""
+"""What every vaelens model provides (a diagonal-Gaussian encoder and a decoder, kept apart from the loss),
+and the smaller protocol any model, vaelens' or pretrained, meets to be analysed."""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -46,3 +49,14 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)
         z = mu if noise is None else mu + torch.exp(0.5 * logvar) * noise
         return self.decode(z), mu, logvar
+
+
+class PosteriorEncoder(Protocol):
+    """What `vaelens.analyze` needs of a model: image shape, latent shape, encode, reconstruct."""
+
+    image_shape: tuple[int, int, int]
+    latent_shape: tuple[int, ...]
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def reconstruct(self, z: torch.Tensor) -> torch.Tensor: ...

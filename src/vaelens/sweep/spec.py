@@ -33,7 +33,7 @@ import yaml
 from vaelens import config as config_module
 from vaelens.analysis.options import AnalysisOptions
 from vaelens.config import ConfigError
-from vaelens.config.parse import _flatten  # replaced by the public flatten helper (helper-b) at merge
+from vaelens.dotted import flatten_dotted
 from vaelens.sweep.executors import executor_options
 from vaelens.sweep.tasks import RunTask
 
@@ -86,7 +86,7 @@ def _flat_overrides(overrides, where: str) -> dict:
     if not isinstance(overrides, dict):
         raise ConfigError(f"{where}: 'overrides' must be a mapping of key: value or a list of "
                           f"'key=value' strings, got {type(overrides).__name__}")
-    return _flatten(overrides)
+    return flatten_dotted(overrides)
 
 
 def _check_axis(key, values, where: str) -> list:

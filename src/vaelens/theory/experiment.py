@@ -12,7 +12,7 @@ training split is the exact prediction for a non-Gaussian source too. All rates 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from vaelens.io import atomic_write_json
 from vaelens.losses.objective import kl_per_unit
+from vaelens.theory.config import SOURCES, TheoryConfig
 from vaelens.theory.linear import linear_vae_optimum, scale_for_gaussian_likelihood
 from vaelens.theory.sources import (
     CONVENTION_METRICS,
@@ -32,46 +33,11 @@ from vaelens.theory.sources import (
     perceptual_metric,
 )
 
-SOURCES = ("gaussian", "natural")
 ACTIVE_THRESHOLD = 0.01
 """Burda et al. (2016): unit j is active when Var_x(mu_j) exceeds this (trained and predicted alike)."""
 RATE_TOLERANCE, VARIANCE_TOLERANCE = 0.02, 0.05
 """A trained run agrees with the closed form when its rate is within 2% and every sorted posterior
 variance within 5% (relative)."""
-
-
-@dataclass
-class TheoryConfig:
-    sources: list[str] = field(default_factory=lambda: list(SOURCES))
-    """Which sources to run: gaussian (chosen spectrum) and/or natural (image patches)."""
-    side: int = 8
-    """Images are side x side, one channel: n = side^2 dimensions."""
-    spectrum: str = "power:2"
-    """Gaussian source eigenvalues: power:ALPHA (lambda_k = k^-ALPHA) or n comma-separated numbers."""
-    num_samples: int = 2048
-    """Training vectors per source (Gaussian draws, natural patches)."""
-    latent_dim: int = 16
-    """Latent units of the linear VAE."""
-    betas: list[float] | None = None
-    """KL weights; None: 5 per source, theta / lambda_1 log-spaced from 0.5 to 0.02 (pixel metric)."""
-    sigma: float = 0.1
-    """Gaussian-likelihood sigma: scale 1 / (2 sigma^2), water level theta = beta sigma^2."""
-    perceptual_weight: float = 1.0
-    """w of the additive metric I + w G (G normalised to mean eigenvalue 1)."""
-    neural_fraction: float = 0.5
-    """a of the convex metric (1 - a) I + a G."""
-    features: str = "random"
-    """Feature network of G: random (seeded, untrained) or a fitted network name / .safetensors file."""
-    metric_images: int = 64
-    """Training vectors the perceptual metric is averaged over."""
-    steps: int = 3000
-    """Adam steps per linear VAE (full batch)."""
-    lr: float = 0.02
-    """Adam learning rate."""
-    seed: int = 0
-    """Seed of the sources, the feature network and training."""
-    progress: bool = True
-    """Show a progress bar over the runs."""
 
 
 def check_config(config: TheoryConfig) -> None:
@@ -215,16 +181,12 @@ def run_theory(config: TheoryConfig, out_dir: str | Path) -> dict:
         torch.set_num_threads(threads)
 
 
-def _run_theory(config: TheoryConfig, out_dir: Path) -> dict:
+def _prepare_sources(config: TheoryConfig, out_dir: Path, network, network_description: dict) -> dict:
+    """Per source: write its vectors and convention metrics under out_dir/sources; return
+    (data overrides, images, covariance, metrics, betas, description) for the runs."""
     from vaelens.config import resolve
     from vaelens.data import load_dataset
-    from vaelens.theory.plots import plot_theory
 
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"{out_dir} is not empty; choose a new output directory for vaelens theory")
-    scale = scale_for_gaussian_likelihood(config.sigma)
-    # Resolved before anything is written, so a bad --features leaves the output directory empty.
-    network, network_description = feature_network(config.features, 1, config.side, config.seed)
     (out_dir / "sources").mkdir(parents=True, exist_ok=True)
     prepared = {}
     for name in config.sources:
@@ -243,6 +205,33 @@ def _run_theory(config: TheoryConfig, out_dir: Path) -> dict:
                            "perceptual_metric": {**network_description, "raw_trace": raw_trace,
                                                  "metric_images": min(config.metric_images, len(images)),
                                                  "normalisation": "G * n / trace(G): mean eigenvalue 1"}})
+    return prepared
+
+
+def _report(config: TheoryConfig, results: dict) -> dict:
+    """theory.json: the conventions it was computed under, the config, and the per-source results."""
+    return {
+        "units": "nats",
+        "distortion": "(x - x_hat)^T M (x - x_hat) / (2 sigma^2): Gaussian likelihood with loss.metric = M",
+        "water_level": "theta = beta * sigma^2",
+        "weighting_conventions": CONVENTION_METRICS,
+        "perceptual_metric": "G = E_x J^T W J of an LPIPS-style feature distance, normalised to mean eigenvalue 1",
+        "active_units": f"Var_x(mu_j) > {ACTIVE_THRESHOLD} (trained and predicted alike)",
+        "agreement": f"within_tolerance: rate within {RATE_TOLERANCE:.0%} and posterior variances within "
+                     f"{VARIANCE_TOLERANCE:.0%} of the closed form",
+        "config": asdict(config), "sources": results,
+    }
+
+
+def _run_theory(config: TheoryConfig, out_dir: Path) -> dict:
+    from vaelens.theory.plots import plot_theory
+
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty; choose a new output directory for vaelens theory")
+    scale = scale_for_gaussian_likelihood(config.sigma)
+    # Resolved before anything is written, so a bad --features leaves the output directory empty.
+    network, network_description = feature_network(config.features, 1, config.side, config.seed)
+    prepared = _prepare_sources(config, out_dir, network, network_description)
     total = sum(len(item[4]) * len(item[3]) for item in prepared.values())
     bar = tqdm(total=total, desc="theory: linear VAEs", disable=not config.progress, dynamic_ncols=True)
     results = {}
@@ -264,17 +253,7 @@ def _run_theory(config: TheoryConfig, out_dir: Path) -> dict:
             results[name] = {**description, "betas": betas, "runs": runs, "perceptual_effect": perceptual_effect(runs)}
     finally:
         bar.close()
-    report = {
-        "units": "nats",
-        "distortion": "(x - x_hat)^T M (x - x_hat) / (2 sigma^2): Gaussian likelihood with loss.metric = M",
-        "water_level": "theta = beta * sigma^2",
-        "weighting_conventions": CONVENTION_METRICS,
-        "perceptual_metric": "G = E_x J^T W J of an LPIPS-style feature distance, normalised to mean eigenvalue 1",
-        "active_units": f"Var_x(mu_j) > {ACTIVE_THRESHOLD} (trained and predicted alike)",
-        "agreement": f"within_tolerance: rate within {RATE_TOLERANCE:.0%} and posterior variances within "
-                     f"{VARIANCE_TOLERANCE:.0%} of the closed form",
-        "config": asdict(config), "sources": results,
-    }
+    report = _report(config, results)
     atomic_write_json(out_dir / "theory.json", report)
     plot_theory(report, out_dir)
     return report

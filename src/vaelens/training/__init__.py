@@ -1,6 +1,5 @@
 """Training: one model or an ensemble, one shared loop, run directories, checkpoints, resume."""
 
-from vaelens.devices import resolve_device
 from vaelens.training.checkpoint import CheckpointError
 from vaelens.training.loop import TrainingHooks
 from vaelens.training.run import RunResult, TrainingDiverged, evaluate
@@ -8,4 +7,4 @@ from vaelens.training.rundir import NotARunError, RunDirectory, RunExistsError
 from vaelens.training.trainer import train
 
 __all__ = ["CheckpointError", "NotARunError", "RunDirectory", "RunExistsError", "RunResult", "TrainingDiverged",
-           "TrainingHooks", "evaluate", "resolve_device", "train"]
+           "TrainingHooks", "evaluate", "train"]

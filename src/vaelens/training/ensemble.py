@@ -172,7 +172,7 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
     for config, directory in zip(configs, directories):
         prepare_directory(directory, config, resume)
     settings = configs[0].train
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, "train.device")
     if hooks.step_runner is None:
         check_device(configs[0], device)
     data = load_dataset(configs[0].data, split="train").to(device)

@@ -94,7 +94,7 @@ def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = F
     check_training_config(config)
     directory = RunDirectory(out_dir if out_dir is not None else Path("runs") / config_module.config_hash(config))
     prepare_directory(directory, config, resume)
-    device = resolve_device(config.train.device)
+    device = resolve_device(config.train.device, "train.device")
     if hooks.step_runner is None:
         check_device(config, device)
     data = load_dataset(config.data, split="train").to(device)
