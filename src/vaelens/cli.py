@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
 
-# Errors whose message already says what happened and what to do; VAELENS_DEBUG=1 shows tracebacks.
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, RuntimeError)
+from vaelens.errors import VaelensError
+
+# Errors whose message already says what happened and what to do: printed as one line (--debug or
+# VAELENS_DEBUG=1 shows their traceback). Anything else, a RuntimeError from torch say, is unexpected and
+# keeps its traceback, so a bug can be traced.
+EXPECTED_ERRORS = (VaelensError, ValueError, FileNotFoundError, FileExistsError)
+
+RESUME_HINT = {"train": "rerun it with --resume", "sweep": "rerun the same command (it resumes)",
+               "reproduce": "rerun the same command (it resumes)", "demo": "rerun the same command (it resumes)"}
+"""How each command continues after an interruption."""
+
+
+def describe_os_error(error: OSError, command: str) -> str | None:
+    """One line for an operating-system failure on a named file (full disk, no permission, read-only
+    disk); None for one without a file name, which stays a traceback."""
+    where = error.filename
+    if where is None:
+        return None
+    if error.errno == errno.ENOSPC:
+        return (f"the disk is full (writing {where}). Nothing already written is lost: every file is written "
+                f"whole or not at all, and the last complete checkpoint is intact. Free some space, then "
+                f"{RESUME_HINT.get(command, 'rerun the command')}")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied: {where}; choose an output folder (--out) you can write to"
+    if error.errno == errno.EROFS:
+        return f"read-only file system: {where}; choose an output folder (--out) on a writable disk"
+    return f"{error.strerror or error}: {where}"
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +73,9 @@ def command_config(args) -> int:
         return 0
     config = _resolve(args)
     if args.docs:
-        for section_name in ("data", "model", "loss", "train"):
-            section = getattr(config, section_name)
-            docs = config_module.field_docs(type(section))
-            print(f"{section_name}:")
-            for key, doc in docs.items():
-                print(f"  {key}: {getattr(section, key)!r}  # {doc}")
+        from vaelens.config.docs import documented_yaml
+
+        print(documented_yaml(config), end="")
         return 0
     print(yaml.safe_dump(config_module.to_dict(config), sort_keys=False), end="")
     return 0
@@ -214,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     from vaelens.theory.cli import add_theory_parser
 
     parser = argparse.ArgumentParser(prog="vaelens", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: environment variable VAELENS_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
     for add_parser in (_add_train_parser, _add_config_parser, _add_analyze_parser, _add_sweep_parser,
                        _add_report_parser, _add_reproduce_parser, _add_demo_parser, add_fit_features_parser,
@@ -224,12 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or bool(os.environ.get("VAELENS_DEBUG"))
     try:
         return args.handler(args)
-    except EXPECTED_ERRORS as error:
-        if os.environ.get("VAELENS_DEBUG"):
+    except (*EXPECTED_ERRORS, OSError) as error:
+        message = describe_os_error(error, args.command) if isinstance(error, OSError) and not isinstance(
+            error, EXPECTED_ERRORS) else str(error)
+        if debug or message is None:
             raise
-        print(f"vaelens {args.command}: error: {error}", file=sys.stderr)
+        print(f"vaelens {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"vaelens {args.command}: interrupted; a run continues from its last checkpoint with --resume",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from vaelens.errors import DeviceUnavailable
+
 
 def resolve_device(name, setting: str = "device") -> torch.device:
     """torch.device from 'cpu' | 'cuda' | 'cuda:N' | 'auto' (CUDA when available) or a torch.device.
@@ -18,5 +20,5 @@ def resolve_device(name, setting: str = "device") -> torch.device:
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"{setting}={name!r} is not a device; use cpu, cuda, cuda:N or auto") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{setting}={name} but CUDA is not available here; use {setting}=cpu or auto")
+        raise DeviceUnavailable(f"{setting}={name} but CUDA is not available here; use {setting}=cpu or auto")
     return device

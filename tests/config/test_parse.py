@@ -125,3 +125,22 @@ def test_a_config_edited_in_python_is_checked_before_training(tmp_path):
     config.loss.beta = float("nan")
     with pytest.raises(ConfigError, match="loss.beta must be a finite number"):
         config_module.check_config(config)
+
+
+@pytest.mark.parametrize("preset", config_module.preset_names())
+def test_config_docs_is_a_working_yaml_config(preset, tmp_path, capsys):
+    import yaml
+
+    from vaelens.cli import main
+
+    assert main(["config", "--preset", preset, "--docs", "train.steps=123"]) == 0
+    text = capsys.readouterr().out
+    values = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("  ") and ":" in line
+              and not line.lstrip().startswith("#")]
+    assert values and not {"None", "False", "True"} & set(values)  # YAML's null/false/true, not Python's
+    assert all(len(line) <= 100 for line in text.splitlines())
+    (tmp_path / "my.yaml").write_text(text)
+    assert isinstance(yaml.safe_load(text), dict)
+    assert resolve(None, tmp_path / "my.yaml") == resolve(preset, None, ["train.steps=123"])
+    doc = config_module.field_docs(config_module.LossConfig)["metric"]  # a docstring over several lines
+    assert " ".join(doc.split())[:60] in " ".join(line.lstrip("# ") for line in text.splitlines())

@@ -20,8 +20,14 @@ import torch
 from tqdm.auto import tqdm
 
 from vaelens.devices import resolve_device
+from vaelens.errors import VaelensError
 from vaelens.features.network import DEFAULT_WIDTHS, FeatureNetwork
 from vaelens.features.objectives import ContrastiveObjective, DenoisingObjective, SupervisedObjective
+
+
+class FeatureFitDiverged(VaelensError, RuntimeError):
+    """The feature network's objective became NaN or infinite; the message says which setting to lower."""
+
 
 METHODS = ("supervised", "denoising", "contrastive")
 EVAL_IMAGES = 2048
@@ -105,7 +111,7 @@ def _optimise(modules: torch.nn.ModuleList, network: FeatureNetwork, objective, 
         images = train_data.images(indices).to(device)
         loss = objective.loss(network, images, _labels(train_data, indices, device), noise_generator)
         if not torch.isfinite(loss):
-            raise RuntimeError(f"the {method} objective became {float(loss)} at step {step}; lower lr (now {lr})")
+            raise FeatureFitDiverged(f"the {method} objective became {float(loss)} at step {step}; lower lr (now {lr})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

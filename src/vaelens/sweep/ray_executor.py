@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import copy
 
+from vaelens.errors import MissingDependency, VaelensError
 from vaelens.sweep.executors import RayOptions
 from vaelens.sweep.tasks import OnOutcome, RunOutcome, RunTask, report_outcome, run_task
+
+
+class RayUnreachable(VaelensError, ConnectionError):
+    """The Ray cluster at --address does not answer."""
 
 
 class RayExecutor:
@@ -26,8 +31,8 @@ class RayExecutor:
         try:
             import ray
         except ImportError as error:
-            raise RuntimeError("the ray executor needs Ray: pip install 'vaelens[ray]' "
-                               "(or use --executor local)") from error
+            raise MissingDependency("the ray executor needs Ray: pip install 'vaelens[ray]' "
+                                    "(or use --executor local)") from error
         return ray
 
     def _init(self, ray, progress: bool) -> None:
@@ -37,7 +42,7 @@ class RayExecutor:
         try:
             ray.init(address=self.options.address, log_to_driver=progress)
         except ConnectionError as error:
-            raise RuntimeError(f"cannot reach the Ray cluster at --address {self.options.address} ({error}); give "
+            raise RayUnreachable(f"cannot reach the Ray cluster at --address {self.options.address} ({error}); give "
                                "the address that `ray start --head` printed, or 'auto' on a cluster node") from error
 
     def execute(self, tasks: list[RunTask], progress: bool = True,

@@ -14,12 +14,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from vaelens.errors import VaelensError
 from vaelens.io import atomic_path, atomic_write_json, read_json
 
 FORMAT = "vaelens-checkpoint-1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(VaelensError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
 
 

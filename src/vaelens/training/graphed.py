@@ -25,6 +25,8 @@ from collections.abc import Callable
 
 import torch
 
+from vaelens.errors import DeviceUnavailable
+
 WARMUP_STEPS = 3
 """Eager steps before capture (torch's documented examples use 3; cuDNN autotuning settles by then)."""
 
@@ -41,7 +43,7 @@ class StepRunner:
     def __init__(self, step: Callable[[], dict[str, torch.Tensor]], capture: bool,
                  warmup_steps: int = WARMUP_STEPS):
         if capture and not torch.cuda.is_available():
-            raise RuntimeError("capturing the training step needs CUDA; set train.cuda_graph=false on this machine")
+            raise DeviceUnavailable("capturing the training step needs CUDA; set train.cuda_graph=false on this machine")
         self.step, self.capture, self.warmup_steps = step, capture, warmup_steps
         self.calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None

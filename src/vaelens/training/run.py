@@ -15,6 +15,7 @@ import torch
 
 import vaelens
 from vaelens.config import RunConfig
+from vaelens.errors import VaelensError
 from vaelens.models import VAE
 from vaelens.training.checkpoint import restore
 from vaelens.training.images import save_image_grids
@@ -24,7 +25,7 @@ from vaelens.training.setup import RunParts, build_parts, dry_run
 DIVERGENCE_ADVICE = "Lower train.lr, set train.grad_clip, or check the data for NaN/Inf values."
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(VaelensError, RuntimeError):
     """The loss (or the weights) became NaN or infinite; the last good checkpoint is kept."""
 
 
@@ -153,8 +154,12 @@ class TrainingRun:
         self._write_end("diverged", step, f"{what}; {self._kept_checkpoint()}. {DIVERGENCE_ADVICE}")
 
     def record_failure(self, step: int, error: BaseException) -> None:
-        """Write a failed summary.json naming the error (the run can still be resumed)."""
-        self._write_end("failed", step, f"{type(error).__name__}: {error}")
+        """Write a failed summary.json naming the error (the run can still be resumed). Best effort: when
+        the failure is the disk itself (full, gone), the error that is already propagating says it all."""
+        try:
+            self._write_end("failed", step, f"{type(error).__name__}: {error}")
+        except OSError:
+            pass
 
     def _write_end(self, status: str, step: int, message: str) -> None:
         self.summary = {"status": status, "step": step, "error": message,
