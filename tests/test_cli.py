@@ -31,7 +31,8 @@ def test_an_unwritable_out_is_one_line_for_train_analyze_and_sweep(tmp_path, cap
     assert f"permission denied: {UNWRITABLE}" in _error_line(capsys)
     assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == 0
     capsys.readouterr()
-    assert main(["analyze", str(tmp_path / "run"), "--images", "16", "--out", UNWRITABLE, "--no-progress"]) == 2
+    assert main(["analyze", str(tmp_path / "run"), "--images", "16", "--no-disentanglement", "--out", UNWRITABLE,
+                 "--no-progress"]) == 2
     assert "choose an output folder (--out) you can write to" in _error_line(capsys)
     assert main(["sweep", "tiny", "--out", UNWRITABLE]) == 2
     assert f"permission denied: {UNWRITABLE}" in _error_line(capsys)
@@ -89,3 +90,16 @@ def test_debug_shows_the_traceback_of_an_expected_error(tmp_path, capsys):
 def test_operating_system_failures_read_as_what_to_do(code, expected):
     assert describe_os_error(OSError(code, "x", "/data/out"), "train").startswith(expected)
     assert describe_os_error(OSError(code, "x"), "train") is None  # no file named: keep the traceback
+
+
+def test_analyze_says_a_run_diverged_and_analyses_its_kept_checkpoint_when_asked(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "train.lr=0.5", "--out", str(out)]) == 2  # diverges at step 3 on CPU
+    assert "diverged at step" in _error_line(capsys)
+    assert main(["analyze", str(out), "--images", "16", "--no-disentanglement", "--no-progress"]) == 2
+    line = _error_line(capsys)
+    assert "diverged at step" in line and "pass --diverged" in line
+    assert main(["analyze", str(out), "--images", "16", "--no-disentanglement", "--no-progress", "--device", "cpu",
+                 "--diverged"]) == 0
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert analysis["run.status"] == "diverged" and analysis["run.checkpoint_step"] == 2

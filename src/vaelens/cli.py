@@ -87,7 +87,8 @@ def command_analyze(args) -> int:
     path, results = analyze_target(args.run_dir, model_spec=args.model, data_spec=args.data, out=args.out,
                                    image_size=args.image_size,
                                    max_images=args.images, quick=args.quick, device=args.device,
-                                   progress=not args.no_progress, allow_diverged=args.diverged)
+                                   progress=not args.no_progress, allow_diverged=args.diverged,
+                                   disentanglement=not args.no_disentanglement)
     print(f"analysis written: {path}")
     for key in ("rate", "mutual_information", "active_units", "geometry.isoscore",
                 "posterior_variance.normalized_entropy"):
@@ -183,6 +184,8 @@ def _add_analyze_parser(commands) -> None:
     analyze.add_argument("--out", help="output folder (default: the run directory)")
     analyze.add_argument("--images", type=int, default=5000, help="images to encode (default 5000)")
     analyze.add_argument("--quick", action="store_true", help="smaller disentanglement estimates")
+    analyze.add_argument("--no-disentanglement", action="store_true",
+                         help="skip the disentanglement scores (FactorVAE renders ~10^5 dSprites)")
     analyze.add_argument("--diverged", action="store_true",
                          help="analyse a diverged run at its last good checkpoint (refused otherwise)")
     analyze.add_argument("--device", default="auto")
