@@ -118,7 +118,8 @@ def bench_ensemble_fast(configs: list, warmup: int, device) -> tuple[float, None
     metrics.jsonl records at step `warmup` and at the end (each record reads the losses back: a sync)."""
     require_cuda(device)
     if warmup <= 3:
-        raise ValueError(f"--warmup must be at least 4 for the CUDA-graph row (3 eager steps, then capture), got {warmup}")
+        raise ValueError("--warmup must be at least 4 for the CUDA-graph row (3 eager steps, then capture), "
+                         f"got {warmup}")
     configs = copy.deepcopy(configs)
     for config in configs:
         config.train.bf16, config.train.cuda_graph = True, True
@@ -243,7 +244,8 @@ def main() -> None:
     info = device_info(device)
     print(describe_device(info))
     print(f"conv64 dSprites, {args.images} images in memory, {args.warmup} warm-up + {args.steps} timed steps")
-    print("| K | batch | strategy | model-images/s | model-images/CPU-s | vs K x plain (CPU) | vs pythae BaseTrainer |\n"
+    print("| K | batch | strategy | model-images/s | model-images/CPU-s | vs K x plain (CPU) "
+          "| vs pythae BaseTrainer |\n"
           "|---:|---:|---|---:|---:|---:|---:|")
     table, targets = [], []
     for batch_size in args.batch_sizes:
@@ -264,13 +266,16 @@ def main() -> None:
                 figures = (f"{show(row['model_images_per_s'], ',.0f')} | {show(row['model_images_per_cpu_s'], ',.0f')}"
                            if row["model_images_per_s"] is not None else f"{row['status']} | -")
                 print(f"| {row['models']} | {batch_size} | {row['strategy']} | {figures} | "
-                      f"{show(row['vs_plain_cpu'], '.2f', 'x')} | {show(row['vs_pythae_trainer'], '.2f', 'x')} |", flush=True)
+                      f"{show(row['vs_plain_cpu'], '.2f', 'x')} | {show(row['vs_pythae_trainer'], '.2f', 'x')} |",
+                      flush=True)
             best = max((row for row in rows if row["row"] in ("vmap", "vmap-fast", "looped")
-                        and row["vs_pythae_trainer"] is not None), key=lambda row: row["vs_pythae_trainer"], default=None)
+                        and row["vs_pythae_trainer"] is not None), key=lambda row: row["vs_pythae_trainer"],
+                       default=None)
             if best is not None and batch_size in TARGETS:
                 verdict = "met" if best["vs_pythae_trainer"] >= TARGETS[batch_size] else "MISSED"
                 targets.append(f"target K={count} batch {batch_size}: ensemble >= {TARGETS[batch_size]:g}x pythae "
-                               f"BaseTrainer: best is {best['strategy']} at {best['vs_pythae_trainer']:.2f}x -> {verdict}"
+                               f"BaseTrainer: best is {best['strategy']} at {best['vs_pythae_trainer']:.2f}x "
+                               f"-> {verdict}"
                                + ("" if count == 64 else " (issue 7's target is for K = 64)"))
             table += rows
     print("\n".join(targets))

@@ -94,7 +94,8 @@ def main() -> None:
     data = load_dataset(resolve("dsprites-bvae", None, base).data, split="train").to(device)
     print(f"# device {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
           f"{', ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}), torch {torch.__version__}, "
-          f"{datetime.date.today()}, conv64 dSprites batch {args.batch_size}, {args.steps} steps per configuration, interleaved")
+          f"{datetime.date.today()}, conv64 dSprites batch {args.batch_size}, {args.steps} steps per configuration, "
+          "interleaved")
     with tempfile.TemporaryDirectory() as folder:
         features = str(Path(folder) / "random-features.safetensors")
         save_feature_network(FeatureNetwork(1, 64, DEFAULT_WIDTHS), {"method": "random (benchmark only)",

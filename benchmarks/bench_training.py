@@ -57,7 +57,8 @@ def bench_vaelens(config, warmup: int, steps: int, overrides: dict | None = None
     device, a host sync the CUDA-graph path otherwise avoids. `overrides` sets train.* keys (the fast path).
     """
     if (overrides or {}).get("cuda_graph") and warmup <= 3:
-        raise ValueError(f"--warmup must be at least 4 for the CUDA-graph rows (3 eager steps, then capture), got {warmup}")
+        raise ValueError("--warmup must be at least 4 for the CUDA-graph rows (3 eager steps, then capture), "
+                         f"got {warmup}")
     config = copy.deepcopy(config)
     for key, value in (overrides or {}).items():
         setattr(config.train, key, value)
@@ -136,7 +137,8 @@ def bench_plain_graphed(config, data, device, warmup: int, steps: int) -> float:
     static input buffer. The reparameterisation noise is drawn inside the graph (graph-safe RNG)."""
     require_cuda(device)
     if warmup <= 3:
-        raise ValueError(f"--warmup must be at least 4 for the CUDA-graph rows (3 eager steps, then capture), got {warmup}")
+        raise ValueError("--warmup must be at least 4 for the CUDA-graph rows (3 eager steps, then capture), "
+                         f"got {warmup}")
     torch.manual_seed(0)
     batch_size = config.train.batch_size
     model = build_model(config.model, data.image_shape).to(device, memory_format=torch.channels_last)

@@ -53,6 +53,7 @@ def test_every_preset_is_listed_and_parses(capsys):
 
 
 @pytest.mark.parametrize("preset", OFFLINE_PRESETS)
+@pytest.mark.slow  # fits a feature network, then trains every offline preset
 def test_offline_preset_runs_end_to_end(preset, cache, tmp_path, capsys):
     out = tmp_path / "run"
     perceptual = resolve(preset).loss.perceptual or ""
@@ -108,6 +109,7 @@ def test_unknown_loss_names_are_refused(override, message, cache, tmp_path, caps
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fit_features_command_is_wired(cache, capsys):
     assert main(["fit-features", "--list"]) == 0
     assert "dsprites-supervised" in capsys.readouterr().out

@@ -7,10 +7,9 @@ import torch
 from PIL import Image
 
 from vaelens.cli import main
+from vaelens.pretrained import DiffusersAutoencoder, load_diffusers_autoencoder
 
 diffusers = pytest.importorskip("diffusers")
-
-from vaelens.pretrained import DiffusersAutoencoder, load_diffusers_autoencoder
 
 
 def _tiny_autoencoder() -> "diffusers.AutoencoderKL":

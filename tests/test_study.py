@@ -96,6 +96,7 @@ def test_demo_spec_is_accepted_by_the_sweep_package(tmp_path):
     assert len(tasks) == 12
 
 
+@pytest.mark.slow  # every loss family through the real sweep, analysis, claims and report
 def test_a_tiny_study_runs_every_family_end_to_end(tmp_path, monkeypatch):
     """All four loss families (adversarial included) through the real sweep, analysis, claims and report."""
     from vaelens.features.fit import fit_feature_network

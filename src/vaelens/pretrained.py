@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vaelens.errors import MissingDependency
 from vaelens.models.base import PosteriorEncoder
 
 
@@ -53,7 +54,8 @@ def load_diffusers_autoencoder(path: str | Path, image_size: int, device="cpu") 
     try:
         from diffusers import AutoencoderKL
     except ImportError as error:
-        raise ImportError("probing diffusers models needs the optional extra: pip install 'vaelens[diffusers]'") from error
+        raise MissingDependency("probing diffusers models needs the optional extra: "
+                                "pip install 'vaelens[diffusers]'") from error
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"no diffusers model folder at {folder}")

@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from vaelens.data import load_dataset
-from vaelens.data.base import (TensorImageData, check_config, decode_uint8, fit_square, fit_square_storage,
-                               split_indices, to_grayscale)
+from vaelens.data.base import (
+    TensorImageData,
+    check_config,
+    decode_uint8,
+    fit_square,
+    fit_square_storage,
+    split_indices,
+    to_grayscale,
+)
 
 
 def _numbered_images(count: int) -> TensorImageData:

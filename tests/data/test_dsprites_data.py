@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vaelens.data import dsprites as dsprites_module
-from vaelens.data import dsprites_render as render
 from vaelens.data import dsprites_images_for_factors, load_dataset
+from vaelens.data import dsprites_render as render
 from vaelens.data.cache import load_cached_array
 
 

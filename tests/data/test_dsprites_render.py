@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from vaelens.data import dsprites_render as render
-from vaelens.data.dsprites_render import (dsprites_classes, dsprites_factor_values, dsprites_index, pack_images,
-                                          render_classes, render_indices, unpack_images)
+from vaelens.data.dsprites_render import (
+    dsprites_classes,
+    dsprites_factor_values,
+    dsprites_index,
+    pack_images,
+    render_classes,
+    render_indices,
+    unpack_images,
+)
 
 
 def test_grid_has_the_exact_factor_sizes_and_strides():

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vaelens.data import load_dataset
-from vaelens.data import natural
+from vaelens.data import load_dataset, natural
 
 
 def test_every_listed_photo_ships_with_scikit_image():

@@ -8,9 +8,15 @@ import json
 import pytest
 import torch
 
-from vaelens.features import (FeatureNetwork, RECIPES, feature_network_path, load_feature_network,
-                              resolve_feature_network, save_feature_network)
-from vaelens.features import store
+from vaelens.features import (
+    RECIPES,
+    FeatureNetwork,
+    feature_network_path,
+    load_feature_network,
+    resolve_feature_network,
+    save_feature_network,
+    store,
+)
 from vaelens.features.cli import add_fit_features_parser
 
 

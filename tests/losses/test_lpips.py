@@ -1,4 +1,4 @@
-"""Tests for vaelens.losses.lpips: offline backbones (missing, loaded, corrupt), the shared LPIPS call, feature_distance."""
+"""vaelens.losses.lpips: offline backbones (missing, loaded, corrupt), the shared LPIPS call, feature_distance."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ def test_corrupt_backbone_file_is_one_clear_error(empty_hub, tmp_path, kind):
 @pytest.mark.parametrize("content, reason", [
     (torch.zeros(3), "holds a Tensor"),
     ({"classifier.1.weight": torch.zeros(2)}, "lacks 'features.0.weight'"),
-    ({"features.0.weight": torch.zeros(1)}, r"holds 'features.0.weight' as \(1,\) where this backbone has \(64, 3, 11, 11\)"),
+    ({"features.0.weight": torch.zeros(1)},
+     r"holds 'features.0.weight' as \(1,\) where this backbone has \(64, 3, 11, 11\)"),
 ])
 def test_readable_file_that_is_not_the_backbone_is_named(empty_hub, content, reason):
     path = _write_backbone(empty_hub, "alex", content)

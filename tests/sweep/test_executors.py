@@ -79,6 +79,7 @@ def test_rerunning_a_sweep_skips_finished_runs_and_retries_failed_ones(tiny_spec
     assert second.runs[0]["seconds"] == first.runs[0]["seconds"]  # kept from the session that ran it
 
 
+@pytest.mark.slow  # spawns worker processes, each importing torch
 def test_process_pool_runs_every_task(tiny_spec, tmp_path):
     result = run_sweep(tiny_spec, tmp_path, workers=2, progress=False)
     assert [run["status"] for run in result.runs] == ["finished", "finished"]

@@ -12,6 +12,7 @@ from vaelens.sweep import expand, load_spec, run_sweep
 from vaelens.training.checkpoint import list_checkpoints
 
 ray = pytest.importorskip("ray", reason="the ray executor needs Ray: pip install 'vaelens[ray]'")
+pytestmark = pytest.mark.slow  # starts a real Ray instance and kills a worker
 
 
 def _kill_process_writing(path: Path, once, timeout: float = 120.0) -> int | None:

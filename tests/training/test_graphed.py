@@ -13,8 +13,7 @@ import torch
 
 from vaelens import config as config_module
 from vaelens import train
-from vaelens.training import TrainingDiverged
-from vaelens.training import TrainingHooks
+from vaelens.training import TrainingDiverged, TrainingHooks
 from vaelens.training.checkpoint import list_checkpoints, load_checkpoint, restore, save_checkpoint
 from vaelens.training.ensemble import train_ensemble
 from vaelens.training.graphed import DivergenceWatch, StepRunner

@@ -95,16 +95,14 @@ def test_resume_falls_back_past_a_corrupt_newest_checkpoint(tiny_config, tmp_pat
     assert _steps(tmp_path / "run") == [1, 2, 3, 4, 5, 6]
 
 
-def test_plain_rerun_of_a_run_is_refused(tiny_config, tmp_path):
-    train(tiny_config, tmp_path / "run")
+def test_plain_rerun_of_a_run_is_refused(tiny_config, finished_run):
     with pytest.raises(RunExistsError, match="--resume"):
-        train(tiny_config, tmp_path / "run")
+        train(tiny_config, finished_run.run_dir)
 
 
-def test_status_of_every_kind_of_folder(tiny_config, tmp_path, interrupt_at, monkeypatch):
+def test_status_of_every_kind_of_folder(tiny_config, tmp_path, interrupt_at, finished_run):
     assert RunDirectory(tmp_path / "nothing").status() == "new"
-    train(tiny_config, tmp_path / "finished")
-    assert RunDirectory(tmp_path / "finished").status() == "finished"
+    assert RunDirectory(finished_run.run_dir).status() == "finished"
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config, tmp_path / "killed", hooks=interrupt_at(3))
     assert RunDirectory(tmp_path / "killed").status() == "incomplete"
@@ -146,11 +144,10 @@ def test_load_run_names_the_intact_checkpoint_when_the_newest_is_corrupt(tiny_co
         load_run(tmp_path / "run")
 
 
-def test_a_misconfigured_resume_names_the_differences(tiny_config, tmp_path):
-    train(tiny_config, tmp_path / "run")
+def test_a_misconfigured_resume_names_the_differences(tiny_config, finished_run):
     tiny_config.loss.ssim_weight = 0.5
     with pytest.raises(ValueError, match=r"loss.ssim_weight: 0.0 \(saved\) != 0.5 \(now\)"):
-        train(tiny_config, tmp_path / "run", resume=True)
+        train(tiny_config, finished_run.run_dir, resume=True)
     with pytest.raises(ConfigError):
         tiny_config.loss.ssim_weight = -1.0
-        train(tiny_config, tmp_path / "run", resume=True)
+        train(tiny_config, finished_run.run_dir, resume=True)

@@ -33,11 +33,10 @@ def test_every_logged_term_and_the_checkpoint_images_read_back(tiny_config, tmp_
     assert steps == [2, 4, 6]
 
 
-def test_off_by_default_and_out_of_the_run_id(tiny_config, tmp_path):
+def test_off_by_default_and_out_of_the_run_id(tiny_config, finished_run):
     from vaelens.config import config_hash
 
-    train(tiny_config, tmp_path / "run")
-    assert not RunDirectory(tmp_path / "run").tensorboard_folder.exists()
+    assert not RunDirectory(finished_run.run_dir).tensorboard_folder.exists()
     switched = __import__("copy").deepcopy(tiny_config)
     switched.train.tensorboard = True
     assert config_hash(switched) == config_hash(tiny_config)

@@ -48,13 +48,12 @@ def test_resume_after_interrupt_equals_uninterrupted_run(tiny_config, tmp_path,
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
-def test_existing_run_needs_resume_and_same_config(tiny_config, tmp_path):
-    train(tiny_config, tmp_path / "run")
+def test_existing_run_needs_resume_and_same_config(tiny_config, finished_run):
     with pytest.raises(RunExistsError, match="--resume"):
-        train(tiny_config, tmp_path / "run")
+        train(tiny_config, finished_run.run_dir)
     tiny_config.loss.beta = 9.0
     with pytest.raises(ValueError, match=r"loss.beta: 4.0 \(saved\) != 9.0"):
-        train(tiny_config, tmp_path / "run", resume=True)
+        train(tiny_config, finished_run.run_dir, resume=True)
 
 
 def test_resume_can_extend_training(tiny_config, tmp_path):
@@ -85,9 +84,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path, mo
     assert all(torch.isfinite(p).all() for p in loaded.model.parameters())
 
 
-def test_load_run_gives_back_the_trained_model(tiny_config, tmp_path):
-    result = train(tiny_config, tmp_path / "run")
-    loaded = load_run(tmp_path / "run")
+def test_load_run_gives_back_the_trained_model(tiny_config, finished_run):
+    result = finished_run
+    loaded = load_run(result.run_dir)
     assert loaded.config == tiny_config and loaded.step == 6
     x = torch.rand(2, 1, 64, 64)
     torch.testing.assert_close(loaded.model.encode(x)[0], result.model.encode(x)[0])

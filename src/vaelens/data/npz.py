@@ -18,8 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaelens.data.base import (FactorInfo, TensorImageData, check_config, check_unit_interval, decode_float,
-                               decode_uint8, fit_square_storage, split_indices, to_grayscale)
+from vaelens.data.base import (
+    FactorInfo,
+    TensorImageData,
+    check_config,
+    check_unit_interval,
+    decode_float,
+    decode_uint8,
+    fit_square_storage,
+    split_indices,
+    to_grayscale,
+)
 
 ACCEPTED_LAYOUTS = "(N, H, W), (N, H, W, C) or (N, C, H, W) with C = 1 or 3"
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaelens.data.base import TensorImageData, check_config, decode_uint8, fit_square_storage, take_subset, \
-    to_grayscale
+from vaelens.data.base import TensorImageData, check_config, decode_uint8, fit_square_storage, take_subset, to_grayscale
 from vaelens.data.cache import cache_dir
 from vaelens.data.folder import StreamingImageData
 

@@ -114,7 +114,8 @@ def command_fit_features(args) -> int:
             raise ValueError("--data needs --method (supervised | denoising | contrastive) and --out (where to save)")
         target = feature_network_path(args.out)
         network, metadata = fit_feature_network(
-            _data_config(args.data), args.method, DEFAULT_CUSTOM_STEPS if args.steps is None else args.steps, batch_size=args.batch_size,
+            _data_config(args.data), args.method, DEFAULT_CUSTOM_STEPS if args.steps is None else args.steps,
+            batch_size=args.batch_size,
             lr=args.lr, seed=args.seed, device=args.device, progress=progress)
     path = save_feature_network(network, metadata, target)
     _report(metadata, path)

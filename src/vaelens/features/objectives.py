@@ -14,8 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from vaelens.features.augment import contrastive_view, corrupt
-from vaelens.features.network import (DenoisingDecoder, FactorClassifierHeads, FeatureNetwork, ProjectionHead,
-                                      pooled_representation)
+from vaelens.features.network import (
+    DenoisingDecoder,
+    FactorClassifierHeads,
+    FeatureNetwork,
+    ProjectionHead,
+    pooled_representation,
+)
 
 EVAL_CHUNK = 256
 EVAL_SEED = 12345

@@ -119,7 +119,8 @@ def load_feature_network(name_or_path: str | Path, device="cpu") -> tuple[Featur
     if expected != found:
         differing = sorted(set(expected.items()) ^ set(found.items()))[:4]
         raise ValueError(f"the weights in {path} do not fit the architecture in its sidecar "
-                         f"(differing tensors, name and shape: {differing}); refit it with: {fit_command(name_or_path)}")
+                         f"(differing tensors, name and shape: {differing}); refit it with: "
+                         f"{fit_command(name_or_path)}")
     network.load_state_dict(state)
     network.to(device).eval().requires_grad_(False)
     return network, metadata

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from vaelens.config.sections import Convention
-
 from vaelens.losses.pointwise import PointwiseLikelihood, build_likelihood
 
 REDUCTION = "per-image terms summed over pixels, mean over batch; KL summed over latent units, times beta"
@@ -77,12 +76,14 @@ class VAEObjective(nn.Module):
         if convention not in CONVENTIONS:
             raise ValueError(f"unknown loss.convention '{convention}'; available: {', '.join(CONVENTIONS)}")
         if convention == "convex" and not 0.0 <= neural_fraction <= 1.0:
-            raise ValueError(f"loss.neural_fraction must lie in [0, 1] for the convex convention, got {neural_fraction}")
+            raise ValueError("loss.neural_fraction must lie in [0, 1] for the convex convention, "
+                             f"got {neural_fraction}")
         if convention == "convex" and perceptual is None and adversarial is None:
             raise ValueError("the convex convention mixes pixel and neural terms; set loss.perceptual or "
                              "loss.disc_weight, or use convention=additive for a pointwise-only loss")
         if convention == "ldm" and likelihood.name != "laplace":
-            raise ValueError("the ldm convention uses latent-diffusion's |x - x̂| pixel term: set loss.likelihood=laplace")
+            raise ValueError("the ldm convention uses latent-diffusion's |x - x̂| pixel term: "
+                             "set loss.likelihood=laplace")
         if ssim_kind not in ("ssim", "ms_ssim"):
             raise ValueError(f"unknown loss.ssim_kind '{ssim_kind}'; available: ssim, ms_ssim")
         if adversarial is not None and last_layer is None:

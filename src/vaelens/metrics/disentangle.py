@@ -127,7 +127,8 @@ def mutual_information_gap(codes, factors, num_bins: int = 20) -> Disentanglemen
         raise ValueError(f"num_bins must be >= 2, got {num_bins}")
     discrete = histogram_discretize(codes, num_bins)
     mutual_information = np.array(
-        [[mutual_info_score(discrete[:, j], factors[:, k]) for k in range(factors.shape[1])] for j in range(codes.shape[1])]
+        [[mutual_info_score(discrete[:, j], factors[:, k]) for k in range(factors.shape[1])]
+         for j in range(codes.shape[1])]
     )
     entropy = np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
     top_two = np.sort(mutual_information, axis=0)[::-1][:2]
@@ -250,7 +251,8 @@ def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
     """
     importance = np.asarray(importance, dtype=np.float64)
     if importance.ndim != 2 or min(importance.shape) < 2 or (importance < 0).any():
-        raise ValueError(f"importance must be a non-negative (d, K) matrix with d, K >= 2, got shape {importance.shape}")
+        raise ValueError("importance must be a non-negative (d, K) matrix with d, K >= 2, "
+                         f"got shape {importance.shape}")
     num_codes, num_factors = importance.shape
     # The 1e-11 keeps all-zero rows/columns finite (their weight is then zero anyway).
     per_code = 1.0 - scipy.stats.entropy(importance.T + 1e-11, base=num_factors)
@@ -280,7 +282,8 @@ def dci(
     faster options are `max_train_samples` (a seeded random subset of the training set) and
     `gbt_params` (e.g. {"n_estimators": 20}); report which were used. score = disentanglement.
     """
-    codes_train, factors_train, codes_test, factors_test = _train_test(codes_train, factors_train, codes_test, factors_test)
+    codes_train, factors_train, codes_test, factors_test = _train_test(codes_train, factors_train, codes_test,
+                                                                       factors_test)
     _check_min_columns(codes_train, "codes_train", 2, "completeness spreads importance over codes")
     _check_min_columns(factors_train, "factors_train", 2, "disentanglement spreads importance over factors")
     rng = np.random.default_rng(seed)
@@ -319,7 +322,8 @@ def sap_score(
     correlation on the training set (the test set is only validated), ceiling 1.
     details["score_matrix"] is that matrix.
     """
-    codes_train, factors_train, codes_test, factors_test = _train_test(codes_train, factors_train, codes_test, factors_test)
+    codes_train, factors_train, codes_test, factors_test = _train_test(codes_train, factors_train, codes_test,
+                                                                       factors_test)
     _check_min_columns(codes_train, "codes_train", 2, "the gap compares the two most predictive codes")
     num_codes, num_factors = codes_train.shape[1], factors_train.shape[1]
     matrix = np.zeros((num_codes, num_factors))

@@ -35,7 +35,8 @@ class EnsembleExecutor:
             else:
                 groups.setdefault(ensemble_key(task.config), []).append(task)
         size = self.options.max_models
-        return singles + [group[start:start + size] for group in groups.values() for start in range(0, len(group), size)]
+        chunks = [group[start:start + size] for group in groups.values() for start in range(0, len(group), size)]
+        return singles + chunks
 
     def execute(self, tasks: list[RunTask], progress: bool = True,
                 on_outcome: OnOutcome | None = None) -> list[RunOutcome]:

@@ -10,8 +10,8 @@ from tqdm.auto import tqdm
 
 from vaelens.io import atomic_write_json, atomic_write_text
 from vaelens.sweep.executors import build_executor
-from vaelens.sweep.tasks import RunOutcome, is_complete
 from vaelens.sweep.spec import SweepSpec, expand, load_spec, spec_to_dict, spec_to_yaml
+from vaelens.sweep.tasks import RunOutcome, is_complete
 
 WEIGHTING_CONVENTION_KEY = "loss.convention"
 

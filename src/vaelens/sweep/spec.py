@@ -151,7 +151,8 @@ def _spec_path(source) -> Path:
 
 
 def load_spec(source, base_dir: str | Path | None = None) -> SweepSpec:
-    """Read a spec from a YAML file (or a shipped spec's name), a mapping, or a SweepSpec; unknown keys are errors naming the valid ones.
+    """Read a spec from a YAML file (or a shipped spec's name), a mapping, or a SweepSpec; unknown keys are
+    errors naming the valid ones.
 
     A relative `config` path is taken relative to the spec file (or `base_dir`, or the current folder).
     """

@@ -113,7 +113,8 @@ def compare(trained: dict, optimum) -> dict:
     trained_variance = np.sort(np.asarray(trained["posterior_variance"]))
     variance_error = np.abs(trained_variance - predicted_variance) / predicted_variance
     rate_error = abs(trained["rate"] - optimum.rate) / optimum.rate if optimum.rate > 0 else abs(trained["rate"])
-    return {"rate_relative_error": float(rate_error), "posterior_variance_max_relative_error": float(variance_error.max()),
+    return {"rate_relative_error": float(rate_error),
+            "posterior_variance_max_relative_error": float(variance_error.max()),
             "active_units_difference": trained["active_units"] - int((optimum.mean_variance > ACTIVE_THRESHOLD).sum()),
             "within_tolerance": bool(rate_error < RATE_TOLERANCE and variance_error.max() < VARIANCE_TOLERANCE)}
 
@@ -201,7 +202,8 @@ def _prepare_sources(config: TheoryConfig, out_dir: Path, network, network_descr
         pixel_eigenvalues = np.linalg.eigvalsh(covariance)[::-1]
         betas = config.betas or default_betas(pixel_eigenvalues, config.sigma)
         prepared[name] = (data_overrides, images.float(), covariance, metrics, betas,
-                          {**description, "num_vectors": len(vectors), "empirical_eigenvalues": pixel_eigenvalues.tolist(),
+                          {**description, "num_vectors": len(vectors),
+                           "empirical_eigenvalues": pixel_eigenvalues.tolist(),
                            "perceptual_metric": {**network_description, "raw_trace": raw_trace,
                                                  "metric_images": min(config.metric_images, len(images)),
                                                  "normalisation": "G * n / trace(G): mean eigenvalue 1"}})

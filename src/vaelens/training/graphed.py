@@ -43,7 +43,8 @@ class StepRunner:
     def __init__(self, step: Callable[[], dict[str, torch.Tensor]], capture: bool,
                  warmup_steps: int = WARMUP_STEPS):
         if capture and not torch.cuda.is_available():
-            raise DeviceUnavailable("capturing the training step needs CUDA; set train.cuda_graph=false on this machine")
+            raise DeviceUnavailable("capturing the training step needs CUDA; "
+                                    "set train.cuda_graph=false on this machine")
         self.step, self.capture, self.warmup_steps = step, capture, warmup_steps
         self.calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None

@@ -144,8 +144,8 @@ class TrainingRun:
         the step whose check found it, `values` the loss terms read then."""
         bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v)) or "a non-finite loss"
         if graphed:
-            what = (f"training diverged at step {step} (a non-finite loss, found at step {first_seen} by the CUDA-graph "
-                    f"path, which checks at log and checkpoint steps; at step {first_seen}: {bad})")
+            what = (f"training diverged at step {step} (a non-finite loss, found at step {first_seen} by the "
+                    f"CUDA-graph path, which checks at log and checkpoint steps; at step {first_seen}: {bad})")
         elif bad == "a non-finite loss":
             what = f"training diverged by step {step}: the weights became non-finite (a non-finite gradient)"
         else:

@@ -122,7 +122,8 @@ class StackedMembers:
         index = torch.as_tensor(slots, device=next(iter(self.params.values())).device)
         old_state = self.optimizer.state_dict()["state"]
         old_optimizer = self.optimizer
-        self.params = {name: self._layout(p.detach()[index].clone()).requires_grad_() for name, p in self.params.items()}
+        self.params = {name: self._layout(p.detach()[index].clone()).requires_grad_()
+                       for name, p in self.params.items()}
         self.buffers = {name: b[index].clone() for name, b in self.buffers.items()}
         self.optimizer = self._adam_like(old_optimizer)
         state = {i: {key: (value if key == "step" else self._layout(value[index].clone()))
@@ -140,6 +141,7 @@ class StackedMembers:
             buffer.copy_(self.buffers[name][slot])
         stacked = self.optimizer.state_dict()["state"]
         if stacked:
-            state = {i: {key: (value.clone() if key == "step" else value[slot].clone(memory_format=torch.contiguous_format))
+            contiguous = torch.contiguous_format
+            state = {i: {key: (value.clone() if key == "step" else value[slot].clone(memory_format=contiguous))
                          for key, value in values.items()} for i, values in stacked.items()}
             optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
