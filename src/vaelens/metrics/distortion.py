@@ -30,7 +30,7 @@ from vaelens.losses.lpips import (
     lpips_between,
     lpips_metric_name,
 )
-from vaelens.metrics._checks import check_finite
+from vaelens.metrics.checks import check_finite
 
 SSIM_KERNEL_SIZE = 11
 SSIM_SIGMA = 1.5
