@@ -5,24 +5,17 @@ The top-level names are imported lazily so that `import vaelens.metrics` stays l
 
 from __future__ import annotations
 
-import importlib
+from vaelens.lazy import exported_names, lazy_getattr
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "RunConfig": "vaelens.config",
-    "resolve": "vaelens.config",
-    "LoadedRun": "vaelens.runs",
-    "load_run": "vaelens.runs",
-    "RunResult": "vaelens.training",
-    "train": "vaelens.training",
-    "analyze": "vaelens.analysis",
+_MODULES = {
+    "vaelens.config": ("RunConfig", "resolve"),
+    "vaelens.runs": ("LoadedRun", "load_run"),
+    "vaelens.training": ("RunResult", "train"),
+    "vaelens.analysis": ("analyze",),
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [*exported_names(_MODULES), "__version__"]
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vaelens' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _MODULES)

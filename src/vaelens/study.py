@@ -119,8 +119,8 @@ def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: s
             "grid": {"loss.beta": list(scale.betas), "train.seed": list(scale.seeds)},
             "zip": [loss_variants(dataset, families, perceptual)],
             "analyze": True, "analysis_images": scale.analysis_images, "analysis_quick": True,
-            "analysis_distortion_images": min(scale.distortion_images, scale.analysis_images),
-            "analysis_disentanglement": scale.disentanglement}
+            "analysis": {"distortion_images": min(scale.distortion_images, scale.analysis_images),
+                         "disentanglement": scale.disentanglement}}
 
 
 def study_specs(scale_name: str, datasets=tuple(DATASETS), families=FAMILIES) -> dict[str, dict]:

@@ -31,7 +31,7 @@ def _parse(*arguments):
 def test_generated_options_keep_the_names_and_defaults_of_the_hand_written_ones(capsys):
     defaults = vars(_parse())
     assert {key: defaults[key] for key in HAND_WRITTEN_DEFAULTS} == HAND_WRITTEN_DEFAULTS
-    assert set(defaults) == {*HAND_WRITTEN_DEFAULTS, "out", "command", "handler"}
+    assert set(defaults) == {*HAND_WRITTEN_DEFAULTS, "out", "command", "handler", "debug"}  # debug: vaelens --debug
     config = dataclass_from_options(TheoryConfig, _parse(*EVERY_OPTION), OPTION_NAMES)
     assert dataclasses.asdict(config) == {
         "sources": ["natural"], "side": 4, "spectrum": "power:1", "num_samples": 64, "latent_dim": 3,

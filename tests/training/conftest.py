@@ -5,7 +5,6 @@ import pytest
 from vaelens.config import resolve
 from vaelens.training import TrainingHooks
 
-
 TINY_OVERRIDES = [
     "data.subset=128", "model.channels=8", "model.hidden_dim=32", "model.latent_dim=4",
     "train.steps=6", "train.batch_size=16", "train.checkpoint_every=2", "train.log_every=1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -19,6 +20,15 @@ class AnalysisOptions:
     """Encoded images whose reconstructions are scored (MSE, PSNR, SSIM, LPIPS, ...)."""
     seed: int = 0
     """Seed of the image subsets the analysis draws (recorded in analysis.json)."""
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> AnalysisOptions:
+        """Options from a mapping of field names; an unknown name is a ValueError naming the valid ones."""
+        valid = [item.name for item in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown analysis option(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        return cls(**values)
 
     def check(self) -> AnalysisOptions:
         """Raise a ValueError naming a nonsensical option as a sweep spec spells it; returns the options."""

@@ -11,28 +11,19 @@ Names are imported lazily so that the command line starts without importing torc
 
 from __future__ import annotations
 
-import importlib
+from vaelens.lazy import exported_names, lazy_getattr
 
-_EXPORTS = {
-    "FeatureNetwork": "vaelens.features.network",
-    "DEFAULT_WIDTHS": "vaelens.features.network",
-    "METHODS": "vaelens.features.fit",
-    "fit_feature_network": "vaelens.features.fit",
-    "RECIPES": "vaelens.features.recipes",
-    "DEFAULT_NETWORKS": "vaelens.features.recipes",
-    "Recipe": "vaelens.features.recipes",
-    "fit_recipe": "vaelens.features.recipes",
-    "save_feature_network": "vaelens.features.store",
-    "load_feature_network": "vaelens.features.store",
-    "resolve_feature_network": "vaelens.features.store",
-    "feature_network_path": "vaelens.features.store",
-    "cached_feature_networks": "vaelens.features.store",
+_MODULES = {
+    "vaelens.features.network": ("FeatureNetwork", "DEFAULT_WIDTHS"),
+    "vaelens.features.fit": ("METHODS", "fit_feature_network"),
+    "vaelens.features.recipes": ("RECIPES", "DEFAULT_NETWORKS", "Recipe", "fit_recipe"),
+    "vaelens.features.store": (
+        "save_feature_network", "load_feature_network", "resolve_feature_network", "feature_network_path",
+        "cached_feature_networks",
+    ),
 }
 
-__all__ = list(_EXPORTS)
+__all__ = exported_names(_MODULES)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vaelens.features' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _MODULES)

@@ -10,7 +10,7 @@ the distortions pull in torchmetrics and lpips, disentanglement scikit-learn.
 
 from __future__ import annotations
 
-import importlib
+from vaelens.lazy import exported_names, lazy_getattr
 
 _MODULES = {
     "vaelens.metrics.information": (
@@ -34,12 +34,7 @@ _MODULES = {
         "mutual_information_gap", "sap_score",
     ),
 }
-_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
-
-__all__ = list(_EXPORTS)
+__all__ = exported_names(_MODULES)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vaelens.metrics' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _MODULES)

@@ -11,9 +11,7 @@ A spec is a YAML mapping:
     analyze: true                  # analyse each run after training (RUN_DIR/analysis.json)
     analysis_images: 2000          # images encoded by the analysis
     analysis_quick: true           # smaller disentanglement estimates in the analysis
-    analysis_disentanglement: true # score disentanglement where the data has factors
-    analysis_distortion_images: 512  # encoded images whose reconstructions are scored
-    analysis_seed: 0               # seed of the analysis' image subsets
+    analysis: {disentanglement: false, distortion_images: 128, seed: 0}  # any AnalysisOptions field
     executors: {ensemble: {max_models: 16}}  # options of an executor, used when it runs the sweep
 
 Runs are ordered by the grid axes first, then each zip group, in the order written, the last axis
@@ -58,21 +56,17 @@ class SweepSpec:
     """Images the analysis encodes per run."""
     analysis_quick: bool = True
     """Use the analysis' smaller disentanglement estimates."""
-    analysis_disentanglement: bool = True
-    """Score disentanglement where the data has ground-truth factors."""
-    analysis_distortion_images: int = 512
-    """Encoded images whose reconstructions the analysis scores."""
-    analysis_seed: int = 0
-    """Seed of the image subsets the analysis draws."""
+    analysis: dict = field(default_factory=dict)
+    """Further analysis options by AnalysisOptions field name (disentanglement, distortion_images, seed, ...);
+    they take precedence over analyze / analysis_images / analysis_quick."""
     executors: dict = field(default_factory=dict)
     """Executor name -> its options (e.g. ensemble: {max_models: 16}), used when that executor runs the sweep;
     command-line options override them."""
 
     def analysis_options(self) -> AnalysisOptions:
-        """How each run of the sweep is analysed."""
-        return AnalysisOptions(enabled=self.analyze, images=self.analysis_images, quick=self.analysis_quick,
-                               disentanglement=self.analysis_disentanglement,
-                               distortion_images=self.analysis_distortion_images, seed=self.analysis_seed)
+        """How each run of the sweep is analysed (unknown option names are an error naming the valid ones)."""
+        base = {"enabled": self.analyze, "images": self.analysis_images, "quick": self.analysis_quick}
+        return AnalysisOptions.from_mapping({**base, **(self.analysis or {})})
 
 
 SPEC_KEYS = tuple(SweepSpec.__dataclass_fields__)
@@ -119,9 +113,11 @@ def _validate(spec: SweepSpec, where: str) -> SweepSpec:
                 raise ConfigError(f"{where}: '{key}' appears in more than one axis; an axis key may "
                                   "appear once in grid or zip")
             seen.add(key)
+    if not isinstance(spec.analysis, dict):
+        raise ConfigError(f"{where}: 'analysis' must map analysis option names to values")
     try:
         spec.analysis_options().check()
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from error
     if not isinstance(spec.executors, dict):
         raise ConfigError(f"{where}: 'executors' must map executor names to option mappings")

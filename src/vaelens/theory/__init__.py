@@ -9,38 +9,22 @@ Names are imported lazily so that the command line (whose `theory` options come 
 
 from __future__ import annotations
 
-import importlib
+from vaelens.lazy import exported_names, lazy_getattr
 
-_EXPORTS = {
-    "GaussianRateDistortion": "vaelens.theory.linear",
-    "LinearVAEOptimum": "vaelens.theory.linear",
-    "MetricSpectrum": "vaelens.theory.linear",
-    "gaussian_rate_distortion": "vaelens.theory.linear",
-    "linear_vae_optimum": "vaelens.theory.linear",
-    "metric_spectrum": "vaelens.theory.linear",
-    "rate_distortion_point": "vaelens.theory.linear",
-    "scale_for_gaussian_likelihood": "vaelens.theory.linear",
-    "water_level": "vaelens.theory.linear",
-    "water_level_for_distortion": "vaelens.theory.linear",
-    "water_level_for_rate": "vaelens.theory.linear",
-    "MetricEigenpairs": "vaelens.theory.metric",
-    "additive_metric": "vaelens.theory.metric",
-    "convex_metric": "vaelens.theory.metric",
-    "dataset_metric": "vaelens.theory.metric",
-    "loss_metric": "vaelens.theory.metric",
-    "mean_metric_vector_product": "vaelens.theory.metric",
-    "metric_top_spectrum": "vaelens.theory.metric",
-    "metric_vector_product": "vaelens.theory.metric",
-    "predicted_linear_vae": "vaelens.theory.metric",
-    "ProbeResult": "vaelens.theory.probe",
-    "mechanistic_probe": "vaelens.theory.probe",
-    "plot_probe": "vaelens.theory.probe",
+_MODULES = {
+    "vaelens.theory.linear": (
+        "GaussianRateDistortion", "LinearVAEOptimum", "MetricSpectrum", "gaussian_rate_distortion",
+        "linear_vae_optimum", "metric_spectrum", "rate_distortion_point", "scale_for_gaussian_likelihood",
+        "water_level", "water_level_for_distortion", "water_level_for_rate",
+    ),
+    "vaelens.theory.metric": (
+        "MetricEigenpairs", "additive_metric", "convex_metric", "dataset_metric", "loss_metric",
+        "mean_metric_vector_product", "metric_top_spectrum", "metric_vector_product", "predicted_linear_vae",
+    ),
+    "vaelens.theory.probe": ("ProbeResult", "mechanistic_probe", "plot_probe"),
 }
 
-__all__ = list(_EXPORTS)
+__all__ = exported_names(_MODULES)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vaelens.theory' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _MODULES)
