@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from vaelens.data.base import TensorImageData, check_config, decode_float, split_indices
+from vaelens.data.npz import read_npz
 
 DEFAULT_NUM_SAMPLES = 4096
 
@@ -39,11 +40,8 @@ def write_gaussian_source(path, covariance, mean=None, num_samples: int = DEFAUL
 
 
 def _read_source(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            found = {key: archive[key] for key in ("covariance", "mean", "num_samples") if key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"cannot read {path} as an .npz archive: {error}") from error
+    found, _ = read_npz(path, ("covariance", "mean", "num_samples"),
+                        "vaelens.data.gaussian.write_gaussian_source(path, covariance, mean)")
     if "covariance" not in found:
         raise ValueError(f"{path} has no array 'covariance'; the gaussian data set needs an (n, n) covariance "
                          "(vaelens.data.gaussian.write_gaussian_source writes one)")
