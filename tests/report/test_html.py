@@ -89,10 +89,13 @@ def test_reconstructions_are_collapsed_per_loss_setting(report):
 def test_cli_report_rebuilds_the_page(tiny_sweep, tmp_path, capsys):
     sweep = shutil.copytree(tiny_sweep, tmp_path / "tiny")  # leaves the shared sweep's full report alone
     (sweep / "report.html").unlink(missing_ok=True)
+    (sweep / "runs" / "pointwise-s1" / "images" / "reconstructions.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
     assert main(["report", str(sweep), "--no-progress", "--no-traversals"]) == 0
     output = capsys.readouterr().out
     assert str(sweep / "report.html") in output and "C1" in output
-    assert "<h2>Reconstructions</h2>" in (sweep / "report.html").read_text()
+    page = (sweep / "report.html").read_text()
+    assert "<h2>Reconstructions</h2>" in page and page.count("<img ") == 5 + 3
+    assert "pointwise-s1: no reconstructions (" in page and "is not a readable PNG" in page
 
 
 def test_cli_report_on_a_folder_without_sweep_json_says_what_to_give(tmp_path, capsys):

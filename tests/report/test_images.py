@@ -90,5 +90,5 @@ def test_reconstruction_panel_reads_the_runs_png(tmp_path):
 def test_an_unreadable_reconstruction_png_is_named(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "reconstructions.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    with pytest.raises(ValueError, match="reconstructions.png is not a readable PNG.*vaelens analyze"):
+    with pytest.raises(ValueError, match="reconstructions.png is not a readable PNG.*delete it.*vaelens analyze"):
         reconstruction_panel(_record(tmp_path))

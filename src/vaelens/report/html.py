@@ -2,8 +2,9 @@
 
 Every image is embedded as a base64 data URI, so the page has no external reference and can be
 mailed or archived as one file. To keep that file small (BENCHMARKS.md, Report size) the sweep's
-figures are palette PNGs, per-run panels mostly lossy WebP (report/images.py), and each run's reconstruction grid sits in a
-collapsed <details> per data set, loss family and convention, so a 108-run page opens on its figures.
+figures are palette PNGs and per-run panels mostly lossy WebP (report/images.py); each run's
+reconstruction grid sits in a collapsed <details> per data set, loss family and convention, so a
+108-run page opens on its figures.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Panels are embedded as the smaller of lossy WebP and lossless PNG. WebP at quality 80 holds a grid of
 32 natural 64-pixel RGB patches in ~17 KB (34 dB PSNR) where the PNG takes ~215 KB, and a dSprites
-grid or a traversal in ~4 KB (45 dB) against 6-50 KB; PNG wins only on near-flat grids (an untrained
-model's), which it stores exactly in less. This keeps a 108-run report one mailable file
+grid or a traversal in ~4 KB (45 dB) against 6-50 KB; PNG wins on grids of a few flat shades (crisp
+sprites, an untrained model's blur), which it stores exactly in less. This keeps a 108-run report one mailable file
 (BENCHMARKS.md, Report size).
 """
 
@@ -56,8 +56,8 @@ def reconstruction_panel(record: RunRecord) -> Panel | None:
                 with Image.open(path) as image:
                     array = np.asarray(image.convert("L" if image.mode in ("L", "1") else "RGB"))
             except (OSError, ValueError) as error:
-                raise ValueError(f"{path} is not a readable PNG ({error}); delete it and run "
-                                 f"`vaelens analyze {record.run_dir}` to draw it again") from error
+                raise ValueError(f"{path} is not a readable PNG ({error}); delete it (`vaelens analyze "
+                                 f"{record.run_dir}` draws analysis/reconstructions.png anew)") from error
             return encode_panel(array)
     return None
 
