@@ -54,3 +54,15 @@ def test_missing_path_is_explained(tmp_path, data_config):
         load_dataset(data_config(name="gaussian"), "train")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_dataset(data_config(name="gaussian", path=str(tmp_path / "none.npz")), "train")
+
+
+@pytest.mark.parametrize("kind,expected", [("garbage", "not an .npz archive"), ("truncated", "damaged .npz archive"),
+                                           ("npy-under-npz-name", "single .npy array"),
+                                           ("empty", "not an .npz archive")])
+def test_damaged_files_raise_one_clear_error(tmp_path, data_config, write_corrupt, kind, expected):
+    path = write_corrupt(kind, tmp_path / "source.npz", {"covariance": np.eye(16), "mean": np.zeros(16)})
+    with pytest.raises(ValueError) as error:
+        load_dataset(data_config(name="gaussian", path=path), "train")
+    message = str(error.value)
+    assert str(tmp_path / "source.npz") in message and expected in message
+    assert "re-save" in message and "write_gaussian_source" in message

@@ -56,7 +56,7 @@ def test_a_foreign_folder_is_refused_and_left_untouched(tiny_config, tmp_path, r
 def test_an_empty_folder_or_one_with_only_stale_temporaries_is_adopted(tiny_config, tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
-    (folder / ".config.yaml.abc123.tmp").write_text("half a config")
+    (folder / ".config.yaml.0123456789ab.tmp").write_text("half a config")  # left by a killed write
     result = train(tiny_config, folder)
     assert result.summary["status"] == "finished"
     assert not list(folder.glob(".*.tmp"))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from vaelens.data.base import TensorImageData, check_config, decode_float, split_indices
+from vaelens.data.npz import read_npz
 
 DEFAULT_NUM_SAMPLES = 4096
 
@@ -39,11 +40,8 @@ def write_gaussian_source(path, covariance, mean=None, num_samples: int = DEFAUL
 
 
 def _read_source(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            found = {key: archive[key] for key in ("covariance", "mean", "num_samples") if key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"cannot read {path} as an .npz archive: {error}") from error
+    found, _ = read_npz(path, ("covariance", "mean", "num_samples"),
+                        "vaelens.data.gaussian.write_gaussian_source(path, covariance, mean)")
     if "covariance" not in found:
         raise ValueError(f"{path} has no array 'covariance'; the gaussian data set needs an (n, n) covariance "
                          "(vaelens.data.gaussian.write_gaussian_source writes one)")
@@ -68,7 +66,8 @@ def gaussian_samples(covariance: np.ndarray, mean: np.ndarray, count: int, seed:
     """(count, n) float32 samples of N(mean, covariance), deterministic in `seed`."""
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     if eigenvalues[0] < -1e-8 * max(1.0, abs(eigenvalues[-1])):
-        raise ValueError(f"'covariance' must be positive semi-definite, its smallest eigenvalue is {eigenvalues[0]:.3g}")
+        raise ValueError("'covariance' must be positive semi-definite, its smallest eigenvalue is "
+                         f"{eigenvalues[0]:.3g}")
     root = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
     noise = torch.randn(count, len(mean), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return (noise @ torch.from_numpy(root) + torch.from_numpy(mean)).float()

@@ -13,6 +13,8 @@ data.image_size square. The split is a seeded permutation with data.test_fractio
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -82,14 +84,46 @@ def factor_info(factors: np.ndarray, names: np.ndarray | None, count: int, sourc
                       torch.from_numpy(factors.astype(np.float32)))
 
 
-def _read(path: Path, key: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """The image array and the optional factor arrays of an .npz file."""
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+"""An .npz file is a zip archive: it starts with a local file header, or an end record when empty."""
+READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
+"""What numpy and zipfile raise on a damaged archive (found by truncating and flipping bytes of real files)."""
+
+
+def read_npz(path: Path, names: tuple[str, ...], resave: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays among `names` that the .npz file `path` holds, and all its keys; never unpickles.
+
+    Anything that is not a readable .npz archive (a single .npy, another format, a truncated or damaged
+    archive, an object array) raises one ValueError naming the file and saying `resave` (how to write it)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(NPY_MAGIC))
+    except OSError as error:
+        raise ValueError(f"cannot open {path} ({error.strerror}); check that it is a readable file") from error
+    if head.startswith(NPY_MAGIC):
+        raise ValueError(f"{path} is a single .npy array, not an .npz archive; re-save it with {resave}")
+    if not head.startswith(ZIP_MAGICS):
+        raise ValueError(f"{path} is not an .npz archive (it does not start with a zip header); "
+                         f"re-save the arrays with {resave}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
-            found = {name: archive[name] for name in (key, "factors", "factor_names") if name in keys}
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"cannot read {path} as an .npz archive: {error}") from error
+            return {name: archive[name] for name in names if name in keys}, keys
+    except READ_ERRORS as error:
+        # numpy's refusal to unpickle is a ValueError too; it means object arrays, not a damaged file.
+        if isinstance(error, ValueError) and "pickle" in str(error).lower():
+            raise ValueError(f"{path} holds a Python object array, which vaelens never unpickles (it could run "
+                             f"code); store numeric arrays (names as numpy.array(names, dtype=str)) and re-save "
+                             f"with {resave}") from error
+        raise ValueError(f"{path} is a damaged .npz archive ({type(error).__name__}: {error}); it may have been "
+                         f"truncated by an interrupted copy or write: copy it again or re-save it with "
+                         f"{resave}") from error
+
+
+def _read(path: Path, key: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The image array and the optional factor arrays of an .npz file."""
+    found, keys = read_npz(path, (key, "factors", "factor_names"), f"numpy.savez(path, {key}=images)")
     if key not in found:
         raise ValueError(f"{path} has no array '{key}' (data.npz_key); it holds {sorted(keys)}")
     return found[key], found.get("factors"), found.get("factor_names")

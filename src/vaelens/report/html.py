@@ -1,7 +1,10 @@
 """`vaelens report SWEEP_DIR`: results.csv, claims.json and one self-contained report.html.
 
-Every figure is embedded as a base64 PNG data URI, so the page has no external reference and can be
-mailed or archived as one file.
+Every image is embedded as a base64 data URI, so the page has no external reference and can be
+mailed or archived as one file. To keep that file small (BENCHMARKS.md, Report size) the sweep's
+figures are palette PNGs and per-run panels mostly lossy WebP (report/images.py); each run's
+reconstruction grid sits in a collapsed <details> per data set, loss family and convention, so a
+108-run page opens on its figures.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ th { background: #f2f2f2; }
 .supported { background: #d8f5d0; } .contradicted { background: #f8d4d4; } .inconclusive { background: #f4f4f4; }
 figure { margin: 1.2em 0; } figcaption { font-size: 0.85em; color: #555; }
 img { max-width: 100%; } .error { color: #a00; }
+summary { cursor: pointer; margin: 0.4em 0; }
 """
 
 
@@ -40,10 +44,14 @@ class Figure:
 
     title: str
     """Short heading of the figure."""
-    png: bytes
-    """The image, PNG-encoded."""
+    image: bytes
+    """The encoded image, of media type `mime`."""
     caption: str = ""
     """What the figure shows and how to read it."""
+    mime: str = "image/png"
+    """Media type of `image`: image/png, or image/webp for lossy per-run panels."""
+    group: str = ""
+    """Figures of one non-empty group are collapsed together under this summary; "" = always shown."""
 
 
 @dataclass
@@ -58,8 +66,8 @@ class Section:
     """Plain-text remarks (e.g. why a figure is missing)."""
 
 
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def data_uri(image: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(image).decode("ascii")
 
 
 def _figure_sections(records: list[RunRecord], traversals: bool, progress: bool) -> list[Section]:
@@ -82,25 +90,39 @@ def _figure_sections(records: list[RunRecord], traversals: bool, progress: bool)
         sections["Covariance spectra of mu"].figures.append(Figure(dataset, plots.profiles_figure(
             records, dataset, "geometry.covariance_spectrum", "eigenvalue of Cov(mu)", "spectrum", False),
             "eigenvalues of the covariance of posterior means; flatter over the active units = more isotropic"))
-    for record in records:
-        if record.usable and (png := images.reconstruction_png(record)) is not None:
-            sections["Reconstructions"].figures.append(Figure(_run_label(record), png,
-                                                               "originals (top) above posterior-mean reconstructions"))
+    _add_reconstructions(records, sections["Reconstructions"])
     if traversals:
         for record in tqdm(images.traversal_runs(records), desc="traversals", disable=not progress, leave=False):
             try:
-                png = images.traversal_png(record)
+                panel = images.traversal_panel(record)
             except (ValueError, FileNotFoundError, RuntimeError) as error:
                 sections["Latent traversals"].notes.append(f"{_run_label(record)}: no traversal ({error})")
                 continue
-            sections["Latent traversals"].figures.append(Figure(_run_label(record), png,
-                "rows: the units with the largest KL; columns: mu_j + t, t from -2.5 to 2.5"))
+            sections["Latent traversals"].figures.append(Figure(_run_label(record), panel.data,
+                "rows: the units with the largest KL; columns: mu_j + t, t from -2.5 to 2.5", panel.mime))
     return [section for section in sections.values() if section.figures or section.notes]
+
+
+def _add_reconstructions(records: list[RunRecord], section: Section) -> None:
+    """Each usable run's reconstruction grid, grouped by data set, loss family and convention."""
+    for record in records:
+        if not record.usable:
+            continue
+        try:
+            panel = images.reconstruction_panel(record)
+        except ValueError as error:
+            section.notes.append(f"{_run_label(record)}: no reconstructions ({error})")
+            continue
+        if panel is not None:
+            section.figures.append(Figure(_run_label(record), panel.data, "originals (top) above posterior-mean "
+                                          "reconstructions", panel.mime,
+                                          f"{record.dataset} | {record.loss_family} | {record.convention}"))
 
 
 def _run_label(record: RunRecord) -> str:
     beta = "?" if record.beta is None else f"{record.beta:g}"
-    return f"{record.dataset} | {record.loss_family} | {record.convention} | beta={beta} | seed={record.seed} | {record.run_id}"
+    return (f"{record.dataset} | {record.loss_family} | {record.convention} | beta={beta} | seed={record.seed} "
+            f"| {record.run_id}")
 
 
 def _table(header: list[str], rows: list[list], row_classes: list[str] | None = None) -> str:
@@ -124,7 +146,8 @@ def claims_html(payload: dict) -> str:
              f"(per-beta results in claims.json). {int(payload['confidence'] * 100)}% interval: "
              f"{html.escape(payload['interval'])}. Verdict: {html.escape(payload['verdict_rule'])}.</p>")
     if not rows:
-        return intro + "<p>No claim could be tested: the sweep has no neural-loss run with a matching pointwise run.</p>"
+        return intro + ("<p>No claim could be tested: the sweep has no neural-loss run with a matching pointwise "
+                        "run.</p>")
     table = _table(["claim", "metric", "units", "dataset", "convention", "vs pointwise", "neural family",
                     "effect", "95% CI", "seeds", "verdict"],
                    [[r["claim"], r["metric"], r["metric_units"], r["dataset"], r["convention"],
@@ -146,6 +169,29 @@ def _status_html(records: list[RunRecord]) -> str:
     return text
 
 
+def _figure_html(figure: Figure) -> str:
+    return (f"<figure><img src='{data_uri(figure.image, figure.mime)}' alt='{html.escape(figure.title, quote=True)}'>"
+            f"<figcaption><b>{html.escape(figure.title)}</b>: {html.escape(figure.caption)}</figcaption></figure>")
+
+
+def _figures_html(figures: list[Figure]) -> list[str]:
+    """Ungrouped figures in order; each group as one collapsed <details> where its first figure stood."""
+    groups: dict[str, list[Figure]] = {}
+    for figure in figures:
+        if figure.group:
+            groups.setdefault(figure.group, []).append(figure)
+    parts = []
+    for figure in figures:
+        if not figure.group:
+            parts.append(_figure_html(figure))
+        elif groups[figure.group][0] is figure:
+            members = groups[figure.group]
+            count = f"{len(members)} run{'s' if len(members) != 1 else ''}"
+            parts.append(f"<details><summary>{html.escape(figure.group)} ({count})</summary>"
+                         + "".join(_figure_html(member) for member in members) + "</details>")
+    return parts
+
+
 def render_html(title: str, records: list[RunRecord], payload: dict, sections: list[Section]) -> str:
     """The whole page as one string."""
     parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -156,10 +202,7 @@ def render_html(title: str, records: list[RunRecord], payload: dict, sections: l
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts.extend(f"<p class='error'>{html.escape(note)}</p>" for note in section.notes)
-        for figure in section.figures:
-            parts.append(f"<figure><img src='{data_uri(figure.png)}' alt='{html.escape(figure.title, quote=True)}'>"
-                         f"<figcaption><b>{html.escape(figure.title)}</b>: {html.escape(figure.caption)}"
-                         "</figcaption></figure>")
+        parts.extend(_figures_html(section.figures))
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -2,7 +2,10 @@
 
 A checkpoint is `step_<N>.safetensors` plus `step_<N>.json`; the JSON is written last and holds
 the SHA-256 of the tensor file, so it is the commit marker: a checkpoint without its JSON, or whose
-tensors do not match the recorded hash, is incomplete or corrupt and is reported as such.
+tensors do not match the recorded hash, is incomplete or corrupt and is reported as such. The
+tensor file is fsynced and its rename made durable (folder fsynced) before the JSON is written, so
+after a power cut a JSON never names tensors that are not on disk; pruning deletes a JSON before
+its tensors for the same reason.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ def save_checkpoint(folder: Path, step: int, modules: dict[str, torch.nn.Module]
     for name, generator in generators.items():
         tensors[f"rng.{name}"] = generator.get_state()
     tensor_path = folder / f"step_{step:09d}.safetensors"
+    # atomic_path returns only once the tensors and their rename are on disk: the JSON below commits them.
     with atomic_path(tensor_path) as temporary:
         save_file(tensors, str(temporary))
     atomic_write_json(folder / f"step_{step:09d}.json", {
@@ -83,8 +87,8 @@ def save_checkpoint(folder: Path, step: int, modules: dict[str, torch.nn.Module]
         "modules": sorted(modules), "generators": sorted(generators), **(extra or {}),
     })
     for old in list_checkpoints(folder)[:-keep]:
-        old.with_suffix(".safetensors").unlink(missing_ok=True)
         old.unlink(missing_ok=True)
+        old.with_suffix(".safetensors").unlink(missing_ok=True)
     return tensor_path
 
 

@@ -12,14 +12,19 @@ from torchvision.utils import make_grid
 from vaelens.io import atomic_path
 
 
-def save_png(images: torch.Tensor, path: Path, rows_of: int) -> None:
-    """Save (N, C, H, W) images in [0, 1] as one grid with `rows_of` images per row."""
-    grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=rows_of, padding=2, pad_value=0.5)
+def grid_array(images: torch.Tensor, per_row: int) -> np.ndarray:
+    """(N, C, H, W) images in [0, 1] as one uint8 grid, `per_row` images per row with grey 2-pixel gaps:
+    (height, width) for one channel, (height, width, 3) for colour. The one place grids are drawn."""
+    grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=per_row, padding=2, pad_value=0.5)
     array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    if array.shape[2] == 1:
-        array = array[:, :, 0]
+    # make_grid repeats a single channel three times; keep it one channel so PNGs stay greyscale.
+    return array[:, :, 0] if images.shape[1] == 1 else array
+
+
+def save_png(images: torch.Tensor, path: Path, rows_of: int) -> None:
+    """Save (N, C, H, W) images in [0, 1] as one PNG grid with `rows_of` images per row (atomically)."""
     with atomic_path(path) as temporary:
-        Image.fromarray(array).save(temporary, format="PNG")
+        Image.fromarray(grid_array(images, rows_of)).save(temporary, format="PNG", optimize=True)
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from vaelens import config as config_module
 from vaelens.config import RunConfig
-from vaelens.io import atomic_write_json, atomic_write_text, read_json, remove_stale_temporaries
+from vaelens.io import atomic_write_json, atomic_write_text, is_stale_temporary, read_json, remove_stale_temporaries
 from vaelens.training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 
 CONFIG_FILE = "config.yaml"
@@ -90,8 +90,7 @@ class RunDirectory:
         """Names in a folder that is not a run (temporaries of an interrupted write do not count)."""
         if not self.path.is_dir() or self.is_run:
             return []
-        return sorted(entry.name for entry in self.path.iterdir()
-                      if not (entry.name.startswith(".") and entry.name.endswith(".tmp")))
+        return sorted(entry.name for entry in self.path.iterdir() if not is_stale_temporary(entry))
 
     def status(self) -> str:
         """One of STATUSES (see the module docstring)."""
