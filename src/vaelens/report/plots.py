@@ -32,6 +32,7 @@ def figure_png(figure) -> bytes:
     Line plots use a few dozen colours plus their anti-aliasing shades, so an adaptive 256-colour
     palette (no dithering) keeps them visually exact (~60 dB PSNR) at a third of the RGBA PNG's size."""
     rendered = io.BytesIO()
+    figure.tight_layout()  # long tick labels (log axes) must not run into the next panel's axis label
     figure.savefig(rendered, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
     with Image.open(rendered) as image:
