@@ -17,7 +17,7 @@ from vaelens.report.claims import (
     verdict,
     write_claims,
 )
-from vaelens.report.collect import RunRecord, loss_family
+from vaelens.report.collect import RunRecord
 
 
 def make_run(family: str, seed: int, beta: float, convention: str = "additive", dataset: str = "dsprites",
@@ -57,13 +57,6 @@ def test_t_interval_matches_scipy_and_needs_two_values():
     assert t_interval([]) == (None, None, None)
     with pytest.raises(ValueError, match="finite"):
         t_interval([1.0, math.nan])
-
-
-def test_loss_family_from_config():
-    assert loss_family({"loss": {"perceptual": None, "disc_weight": 0.0}}) == "pointwise"
-    assert loss_family({"loss": {"perceptual": "lpips-vgg"}}) == "+perceptual"
-    assert loss_family({"loss": {"disc_weight": 0.1}}) == "+adversarial"
-    assert loss_family({"loss": {"perceptual": "features:x", "disc_weight": 1}}) == "+both"
 
 
 def test_pairs_match_beta_seed_and_convex_compares_with_additive_pointwise():

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from vaelens.config.sections import Convention
+from vaelens.losses.families import loss_family
 from vaelens.losses.pointwise import PointwiseLikelihood, build_likelihood
 
 REDUCTION = "per-image terms summed over pixels, mean over batch; KL summed over latent units, times beta"
@@ -141,6 +142,18 @@ class VAEObjective(nn.Module):
             reconstruction = reconstruction + self.ssim_weight * structural
         return reconstruction
 
+    def per_image_distortion(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """The reconstruction part of the loss per image, (B,), as a differentiable function of the raw
+        decoder output (logits for Bernoulli): what the adversarial term and beta * KL are added to. Its
+        Hessian in `output` is the run's own loss metric (the mechanistic probe uses it)."""
+        return self._reconstruction(x, output, self.likelihood.mean(output), {})
+
+    @property
+    def family(self) -> str:
+        """pointwise, +perceptual, +adversarial, +both, +structural (vaelens.losses.families)."""
+        return loss_family({"perceptual": self.perceptual is not None, "ssim_weight": self.ssim_weight,
+                            "disc_weight": 1.0 if self.adversarial is not None else 0.0})
+
     def forward(self, x, output, mu, logvar, step: int | None = None,
                 beta: torch.Tensor | float | None = None) -> ObjectiveTerms:
         """The terms for one batch. `step` None means evaluation: the adversarial term is left out.
@@ -167,7 +180,7 @@ class VAEObjective(nn.Module):
     def describe(self) -> dict:
         """Everything a reader needs to interpret the numbers: terms, weights, convention, units."""
         description = {**self.likelihood.describe(), "beta": self.beta, "convention": self.convention,
-                       "reduction": REDUCTION, "units": "nats"}
+                       "family": self.family, "reduction": REDUCTION, "units": "nats"}
         if self.convention == "ldm":
             description["pixel_term"] = "|x - x_hat| (latent-diffusion)"
         if self.perceptual is not None:

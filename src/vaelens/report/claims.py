@@ -88,7 +88,7 @@ def baseline_convention(convention: str) -> str:
     return "additive" if convention == "convex" else convention
 
 
-COMPARED_TERMS = ("perceptual", "adversarial", "neural")
+COMPARED_TERMS = ("perceptual", "adversarial", "structural", "neural")
 """Config fields of these terms (vaelens.config.fields) are what a neural run and its baseline differ in."""
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaelens.io import atomic_write_text, read_json
+from vaelens.losses.families import FAMILIES, loss_family
 from vaelens.training.rundir import RunDirectory
 
-LOSS_FAMILIES = ("pointwise", "+perceptual", "+adversarial", "+both")
-"""Loss families in display order: pointwise alone, plus a perceptual term, a discriminator, or both."""
+LOSS_FAMILIES = FAMILIES
+"""Loss families in display order (vaelens.losses.families owns them)."""
 
 METRIC_KEYS = {
     "rate": ("rate",),
@@ -117,20 +118,6 @@ class RunRecord:
     def usable(self) -> bool:
         """Finished and analysed: the only runs that enter figures and claims."""
         return self.status == "finished" and bool(self.analysis)
-
-
-def loss_family(config: dict) -> str:
-    """pointwise / +perceptual / +adversarial / +both from a nested config's loss section."""
-    loss = config.get("loss", {}) if isinstance(config, dict) else {}
-    perceptual = bool(loss.get("perceptual"))
-    adversarial = float(loss.get("disc_weight") or 0.0) > 0
-    if perceptual and adversarial:
-        return "+both"
-    if perceptual:
-        return "+perceptual"
-    if adversarial:
-        return "+adversarial"
-    return "pointwise"
 
 
 def load_sweep(sweep_dir: str | Path) -> list[RunRecord]:
