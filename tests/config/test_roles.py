@@ -88,3 +88,18 @@ def test_enum_types_match_the_registries():
     assert set(typing.get_args(DatasetName)) == set(DATASET_NAMES)
     assert set(LIKELIHOODS) == {"gaussian", "gaussian_learned", "laplace", "bernoulli"}
     assert set(CONVENTIONS) == {"additive", "convex", "ldm"}
+
+
+def test_convex_runs_get_new_ids_because_their_rule_changed():
+    import hashlib
+    import json
+
+    def old_rule(config):  # vaelens 0.1's run id: the resolved config without the execution keys
+        values = config_module.to_dict(config)
+        values["train"].pop("channels_last"), values["train"].pop("cuda_graph"), values["train"].pop("tensorboard")
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+    additive = resolve("dsprites-perceptual")
+    convex = resolve("dsprites-perceptual", None, ["loss.convention=convex"])
+    assert config_module.config_hash(additive) == old_rule(additive)
+    assert config_module.config_hash(convex) != old_rule(convex)  # 0.1's convex ignored w_p: retrain, don't mix

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+import vaelens.training
 from vaelens import load_run, train
 from vaelens.cli import main
 from vaelens.training import CheckpointError, RunExistsError, TrainingDiverged
@@ -115,3 +116,21 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     assert code == 2
     assert "unknown config key 'model.latnet_dim'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_summary_scores_a_seeded_random_draw_of_the_training_split(tiny_config, tmp_path):
+    from vaelens.data import load_dataset
+
+    tiny_config.data.subset, tiny_config.train.eval_images = 512, 32
+    result = train(tiny_config, tmp_path / "run")
+    evaluation = result.summary["eval"]
+    assert (evaluation["num_images"], evaluation["subset_seed"], evaluation["split"]) == (32, 0, "train")
+    data = load_dataset(tiny_config.data, split="train")
+    drawn = torch.randperm(data.num_images, generator=torch.Generator().manual_seed(0))[:32]
+    # Storage order of dSprites is the factor grid: the first images are one shape; the draw spans all three.
+    assert len(set(data.factors.classes[torch.arange(32), 0].tolist())) == 1
+    assert len(set(data.factors.classes[drawn, 0].tolist())) == 3
+    loaded = load_run(result.run_dir)
+    again = vaelens.training.evaluate(loaded.model, loaded.objective, data.images(drawn),
+                                      torch.Generator().manual_seed(tiny_config.train.seed + 2))
+    assert again["loss"] == pytest.approx(evaluation["loss"], rel=1e-5)

@@ -76,6 +76,11 @@ def non_negative(value) -> str | None:
     return None if _is_number(value) and math.isfinite(value) and value >= 0 else "must be a finite number >= 0"
 
 
+def weight_or_auto(value) -> str | None:
+    """A finite number >= 0, or "auto" (a weight calibrated before training)."""
+    return None if value == "auto" else non_negative(value)
+
+
 def fraction(value) -> str | None:
     """A number in [0, 1]."""
     return None if _is_number(value) and 0.0 <= value <= 1.0 else "must lie in [0, 1]"

@@ -54,11 +54,20 @@ def _nested(flat: dict) -> dict:
     return nested
 
 
+MEANING_CHANGES = {("loss.convention", "convex"): ("loss.convex_rule", "neural term weighted by w_p (0.2)")}
+"""(key, value) -> (marker key, marker) added to the hashed values of configs whose meaning changed while
+their keys did not: a convex run of 0.1 ignored w_p, one of 0.2 applies it, so they must not share a run
+id (a rerun of an old sweep retrains such runs instead of mixing the two rules)."""
+
+
 def config_hash(config) -> str:
     """A short, stable hash of the resolved config with the execution keys left out: it names run
     directories, so equal configs share one, and switching the fast path on does not retrain a sweep."""
     execution = set(keys_where(role="execution"))
     values = {key: value for key, value in _flat(dataclasses.asdict(config)).items() if key not in execution}
+    for (key, value), (marker, meaning) in MEANING_CHANGES.items():
+        if values.get(key) == value:
+            values[marker] = meaning
     return hashlib.sha256(json.dumps(_nested(values), sort_keys=True).encode()).hexdigest()[:12]
 
 

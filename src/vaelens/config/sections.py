@@ -21,6 +21,7 @@ from vaelens.config.fields import (
     positive,
     proper_fraction,
     result,
+    weight_or_auto,
 )
 
 DatasetName = Literal["dsprites", "natural", "folder", "npz", "gaussian", "mnist", "fashion_mnist", "cifar10",
@@ -84,10 +85,12 @@ class LossConfig:
     """How terms combine (PAPER.md section 1): additive | convex | ldm."""
     perceptual: str | None = result(None, term="perceptual")
     """Perceptual term: lpips-vgg | lpips-alex | lpips-squeeze | features:NAME_OR_FILE | None."""
-    perceptual_weight: float = result(1.0, check=non_negative, term="perceptual")
-    """w_p: weight of the per-image perceptual distance (additive, ldm)."""
+    perceptual_weight: float | Literal["auto"] = result(1.0, check=weight_or_auto, term="perceptual")
+    """w_p: weight of the per-image perceptual distance, in every convention. "auto" measures it before
+    training: the w_p that gives w_p * d_perc the pixel term's average curvature (trace of the Hessian in
+    x̂, Hutchinson estimate on a seeded batch of training images; recorded in summary.json)."""
     neural_fraction: float = result(0.5, check=fraction, term="neural")
-    """a of the convex convention: (1 - a) * pixel + a * neural."""
+    """a of the convex convention: (1 - a) * pixel + a * w_p * neural."""
     lpips_random_backbone: bool = result(False, term="perceptual")
     """LPIPS with a random backbone: for tests only, labelled as such in every result."""
     disc_weight: float = result(0.0, check=non_negative, term="adversarial")

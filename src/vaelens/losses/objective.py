@@ -5,17 +5,20 @@ batch; the KL is summed over latent units (all C*h*w of a spatial latent), avera
 and multiplied by beta. One reparameterised sample per image. Conventions (PAPER.md section 1):
 
 - additive: d_pix + w_p * d_perc + w_ssim * (1 - SSIM) + adversarial
-- convex:   (1 - a) * d_pix + a * (d_perc + adversarial) + w_ssim * (1 - SSIM)
+- convex:   (1 - a) * d_pix + a * (w_p * d_perc + adversarial) + w_ssim * (1 - SSIM)
 - ldm:      sum_pixels((|x - x̂| + w_p * d_perc) / exp(s) + s) + adversarial, s a learned scalar
 
-d_perc and 1 - SSIM are per-image numbers, while d_pix sums over pixels: w_p of the order of the
-pixel count gives the perceptual term the weight latent-diffusion's per-pixel broadcast gives it.
+The reconstruction terms beside the pixel likelihood are a list (terms.py) and the convention a rule
+(conventions.py). d_perc and 1 - SSIM are per-image numbers while d_pix sums over pixels, so their
+scales differ by orders of magnitude: w_p = "auto" calibrates the weight so w_p * d_perc has the pixel
+term's average curvature (calibration.py), and the convex mix then keeps the total curvature.
 The adversarial term is lambda * (-E D(x̂)) with lambda the adaptive weight at the decoder's last
 layer (or disc_weight when not adaptive), zero before disc_start.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from dataclasses import dataclass, field
 
@@ -23,8 +26,11 @@ import torch
 from torch import nn
 
 from vaelens.config.sections import Convention
+from vaelens.losses import conventions
+from vaelens.losses.calibration import RULE, calibrate_weight
 from vaelens.losses.families import loss_family
 from vaelens.losses.pointwise import PointwiseLikelihood, build_likelihood
+from vaelens.losses.terms import WeightedTerm, build_terms, perceptual_term, structural_term
 
 REDUCTION = "per-image terms summed over pixels, mean over batch; KL summed over latent units, times beta"
 CONVENTIONS = typing.get_args(Convention)
@@ -58,46 +64,31 @@ def kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-def structural_distance(kind: str):
-    """1 - SSIM (or 1 - MS-SSIM) per image, differentiable."""
-    from vaelens.metrics.distortion import ms_ssim, ssim
-
-    measure = {"ssim": ssim, "ms_ssim": ms_ssim}[kind]
-    return lambda x, x_hat: 1.0 - measure(x, x_hat.clamp(0, 1))
-
-
 class VAEObjective(nn.Module):
     def __init__(self, likelihood: PointwiseLikelihood, beta: float, convention: str = "additive",
-                 perceptual=None, perceptual_weight: float = 1.0, neural_fraction: float = 0.5,
+                 perceptual=None, perceptual_weight: float | str = 1.0, neural_fraction: float = 0.5,
                  ssim_weight: float = 0.0, ssim_kind: str = "ssim", adversarial: nn.Module | None = None,
-                 last_layer: nn.Module | None = None, logvar_init: float = 0.0):
+                 last_layer: nn.Module | None = None, logvar_init: float = 0.0,
+                 terms: list[WeightedTerm] | None = None):
+        """`terms` replaces the perceptual/structural arguments (TERM_BUILDERS builds them from a config)."""
         super().__init__()
-        if beta < 0:
-            raise ValueError(f"loss.beta must be non-negative, got {beta}")
-        if convention not in CONVENTIONS:
-            raise ValueError(f"unknown loss.convention '{convention}'; available: {', '.join(CONVENTIONS)}")
-        if convention == "convex" and not 0.0 <= neural_fraction <= 1.0:
-            raise ValueError("loss.neural_fraction must lie in [0, 1] for the convex convention, "
-                             f"got {neural_fraction}")
-        if convention == "convex" and perceptual is None and adversarial is None:
-            raise ValueError("the convex convention mixes pixel and neural terms; set loss.perceptual or "
-                             "loss.disc_weight, or use convention=additive for a pointwise-only loss")
-        if convention == "ldm" and likelihood.name != "laplace":
-            raise ValueError("the ldm convention uses latent-diffusion's |x - x̂| pixel term: "
-                             "set loss.likelihood=laplace")
-        if ssim_kind not in ("ssim", "ms_ssim"):
-            raise ValueError(f"unknown loss.ssim_kind '{ssim_kind}'; available: ssim, ms_ssim")
-        if adversarial is not None and last_layer is None:
-            raise ValueError("the adversarial term needs the decoder's last layer for its adaptive weight")
+        if terms is None:
+            terms = ([perceptual_term(perceptual, perceptual_weight)] if perceptual is not None else []) + (
+                [structural_term(ssim_kind, ssim_weight)] if ssim_weight > 0 else [])
+        _check_objective(likelihood, beta, convention, neural_fraction, terms, adversarial, last_layer)
         self.likelihood = likelihood
         self.beta = float(beta)
         self.convention = convention
-        self.perceptual = perceptual
-        self.perceptual_weight = float(perceptual_weight)
         self.neural_fraction = float(neural_fraction)
-        self.ssim_weight = float(ssim_weight)
-        self.ssim_kind = ssim_kind
-        self.structural = structural_distance(ssim_kind) if ssim_weight > 0 else None
+        self.terms = terms
+        for term in terms:
+            if term.calibrated:
+                if convention == "ldm":
+                    raise ValueError("the ldm convention broadcasts w_p * LPIPS to every pixel under its learned "
+                                     "s, with latent-diffusion's own weight: give loss.perceptual_weight a number")
+                # A buffer: the measured weight is checkpointed and restored with the objective.
+                self.register_buffer(f"calibrated_{term.name}_weight", torch.tensor(float("nan")))
+        self.calibrations: dict = {}
         self.adversarial = adversarial
         # A plain reference, not a submodule: the decoder's weights belong to the model's checkpoint.
         self._last_layer = [last_layer]
@@ -106,41 +97,67 @@ class VAEObjective(nn.Module):
         # FLOPs) then runs under bf16 autocast; its distance and every pixel term stay float32.
         self.perceptual_bf16 = False
 
+    def term(self, name: str) -> WeightedTerm | None:
+        return next((term for term in self.terms if term.name == name), None)
+
+    @property
+    def perceptual(self):
+        """The perceptual distance (its `name` says which network), or None."""
+        term = self.term("perceptual")
+        return term.source if term is not None else None
+
+    def weight_of(self, term: WeightedTerm):
+        """The term's weight: its number, or the calibrated buffer (NaN until `calibrate` ran)."""
+        return getattr(self, f"calibrated_{term.name}_weight") if term.calibrated else term.weight
+
+    @property
+    def perceptual_weight(self) -> float | None:
+        term = self.term("perceptual")
+        return float(self.weight_of(term)) if term is not None else None
+
+    def needs_calibration(self) -> bool:
+        return any(term.calibrated for term in self.terms)
+
+    def calibrate(self, images: torch.Tensor) -> dict:
+        """Measure every "auto" weight on `images` (training images: a seeded batch) and set it; returns
+        {term name: Calibration}."""
+        point, where = self.likelihood.calibration_point(images)
+        for term in self.terms:
+            if term.calibrated:
+                result = calibrate_weight(self.likelihood.image_nll, term.distance, images, point, where)
+                buffer = getattr(self, f"calibrated_{term.name}_weight").fill_(result.weight)
+                # Record the number training multiplies by: the buffer's float32 rounding of the measurement.
+                self.calibrations[term.name] = dataclasses.replace(result, weight=float(buffer))
+        return self.calibrations
+
     def generator_parameters(self) -> list[nn.Parameter]:
         """Parameters the autoencoder's optimizer trains (a learned sigma or s; never the discriminator's)."""
         excluded = {id(p) for p in self.adversarial.parameters()} if self.adversarial is not None else set()
         return [p for p in self.parameters() if id(p) not in excluded]
 
-    def _reconstruction(self, x, output, x_hat, terms) -> torch.Tensor:
-        """Per-image reconstruction term (B,) before the adversarial part; logs each piece in `terms`."""
-        perceptual = None
-        if self.perceptual is not None:
-            # No autocast cache: cached weight casts would be stale in a replayed CUDA graph.
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.perceptual_bf16,
-                                cache_enabled=False):
-                perceptual = self.perceptual(x, x_hat).float()
-        if perceptual is not None:
-            terms["perceptual"] = perceptual.mean()
+    def _term_value(self, term: WeightedTerm, x, x_hat) -> torch.Tensor:
+        # No autocast cache: cached weight casts would be stale in a replayed CUDA graph.
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.perceptual_bf16 and term.autocast,
+                            cache_enabled=False):
+            return term.distance(x, x_hat.float() if not term.autocast else x_hat).float()
+
+    def _reconstruction(self, x, output, x_hat, logged) -> torch.Tensor:
+        """Per-image reconstruction term (B,) before the adversarial part; logs each piece in `logged`."""
+        weighted = []
+        for term in self.terms:
+            value = self._term_value(term, x, x_hat)
+            logged[term.name] = value.mean()
+            weighted.append((self.weight_of(term), value, term.mixed))
         if self.convention == "ldm":
-            per_pixel = (x - output.float()).abs()
-            terms["pixel"] = per_pixel.flatten(1).sum(1).mean()
-            if perceptual is not None:
-                per_pixel = per_pixel + self.perceptual_weight * perceptual.view(-1, 1, 1, 1)
-            terms["ldm_logvar"] = self.ldm_logvar.detach()
-            reconstruction = (per_pixel / torch.exp(self.ldm_logvar) + self.ldm_logvar).flatten(1).sum(1)
-        else:
-            pixel = self.likelihood.nll(x, output.float())
-            terms["pixel"] = pixel.mean()
-            if self.convention == "additive":
-                reconstruction = pixel + (self.perceptual_weight * perceptual if perceptual is not None else 0.0)
-            else:
-                neural = perceptual if perceptual is not None else torch.zeros_like(pixel)
-                reconstruction = (1.0 - self.neural_fraction) * pixel + self.neural_fraction * neural
-        if self.structural is not None:
-            structural = self.structural(x, x_hat.float())
-            terms["structural"] = structural.mean()
-            reconstruction = reconstruction + self.ssim_weight * structural
-        return reconstruction
+            pixel_map = (x - output.float()).abs()
+            logged["pixel"] = pixel_map.flatten(1).sum(1).mean()
+            logged["ldm_logvar"] = self.ldm_logvar.detach()
+            return conventions.ldm(pixel_map, weighted, self.ldm_logvar)
+        pixel = self.likelihood.nll(x, output.float())
+        logged["pixel"] = pixel.mean()
+        if self.convention == "additive":
+            return conventions.additive(pixel, weighted)
+        return conventions.convex(pixel, weighted, self.neural_fraction)
 
     def per_image_distortion(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         """The reconstruction part of the loss per image, (B,), as a differentiable function of the raw
@@ -151,7 +168,8 @@ class VAEObjective(nn.Module):
     @property
     def family(self) -> str:
         """pointwise, +perceptual, +adversarial, +both, +structural (vaelens.losses.families)."""
-        return loss_family({"perceptual": self.perceptual is not None, "ssim_weight": self.ssim_weight,
+        names = {term.name for term in self.terms}
+        return loss_family({"perceptual": "perceptual" in names, "ssim_weight": float("structural" in names),
                             "disc_weight": 1.0 if self.adversarial is not None else 0.0})
 
     def forward(self, x, output, mu, logvar, step: int | None = None,
@@ -183,35 +201,46 @@ class VAEObjective(nn.Module):
                        "family": self.family, "reduction": REDUCTION, "units": "nats"}
         if self.convention == "ldm":
             description["pixel_term"] = "|x - x_hat| (latent-diffusion)"
-        if self.perceptual is not None:
-            description.update(self.perceptual.describe(), perceptual_weight=self.perceptual_weight)
+        for term in self.terms:
+            description.update(term.description)
+            description[f"{term.name}_weight"] = float(self.weight_of(term))
+            if term.calibrated:
+                description[f"{term.name}_weight_rule"] = "auto: " + RULE
         if self.convention == "convex":
             description["neural_fraction"] = self.neural_fraction
-        if self.structural is not None:
-            description.update(structural=f"1 - {self.ssim_kind}", ssim_weight=self.ssim_weight)
         if self.adversarial is not None:
             description["adversarial"] = self.adversarial.describe()
         return description
 
     @property
     def is_pointwise(self) -> bool:
-        return self.perceptual is None and self.adversarial is None and self.structural is None
+        return not self.terms and self.adversarial is None
 
 
 def build_objective(config, image_shape, model: nn.Module | None = None, device="cpu") -> VAEObjective:
     """The objective a LossConfig describes, for images of shape (C, H, W) and the given model."""
-    perceptual = adversarial = None
-    if config.perceptual:
-        from vaelens.losses.perceptual import build_perceptual
-
-        perceptual = build_perceptual(config.perceptual, config.lpips_random_backbone, image_shape, device)
+    adversarial = None
     if config.disc_weight > 0:
         from vaelens.losses.adversarial import build_adversarial
 
         adversarial = build_adversarial(config, image_shape)
     last_layer = model.decoder_last_layer if model is not None else None
-    return VAEObjective(
-        build_likelihood(config, image_shape), config.beta, config.convention, perceptual,
-        config.perceptual_weight, config.neural_fraction, config.ssim_weight, config.ssim_kind, adversarial,
-        last_layer, config.logvar_init,
-    ).to(device)
+    return VAEObjective(build_likelihood(config, image_shape), config.beta, config.convention,
+                        neural_fraction=config.neural_fraction, adversarial=adversarial, last_layer=last_layer,
+                        logvar_init=config.logvar_init, terms=build_terms(config, image_shape, device)).to(device)
+
+
+def _check_objective(likelihood, beta, convention, neural_fraction, terms, adversarial, last_layer) -> None:
+    if beta < 0:
+        raise ValueError(f"loss.beta must be non-negative, got {beta}")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown loss.convention '{convention}'; available: {', '.join(CONVENTIONS)}")
+    if convention == "convex" and not 0.0 <= neural_fraction <= 1.0:
+        raise ValueError(f"loss.neural_fraction must lie in [0, 1] for the convex convention, got {neural_fraction}")
+    if convention == "convex" and not any(term.mixed for term in terms) and adversarial is None:
+        raise ValueError("the convex convention mixes pixel and neural terms; set loss.perceptual or "
+                         "loss.disc_weight, or use convention=additive for a pointwise-only loss")
+    if convention == "ldm" and likelihood.name != "laplace":
+        raise ValueError("the ldm convention uses latent-diffusion's |x - x̂| pixel term: set loss.likelihood=laplace")
+    if adversarial is not None and last_layer is None:
+        raise ValueError("the adversarial term needs the decoder's last layer for its adaptive weight")

@@ -18,6 +18,8 @@ from torch.nn import functional as F
 from vaelens.config.sections import LikelihoodName
 
 HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
+REFERENCE_CLAMP = 0.01
+"""Bernoulli calibration point: the mean image kept this far from 0 and 1, where the curvature is finite."""
 
 
 class PointwiseLikelihood(nn.Module):
@@ -30,6 +32,16 @@ class PointwiseLikelihood(nn.Module):
     def mean(self, output: torch.Tensor) -> torch.Tensor:
         """The reconstruction in image space."""
         return output
+
+    def image_nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """The NLL as a function of the reconstruction in image space, where neural terms are measured too
+        (the decoder output is that reconstruction here; Bernoulli overrides it)."""
+        return self.nll(x, x_hat)
+
+    def calibration_point(self, images: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """Where the curvature of this term is measured when a neural weight is calibrated against it, and
+        that point said in words: x̂ = x, the point a good reconstruction approaches."""
+        return images, "x_hat = x"
 
     def describe(self) -> dict:
         return {"likelihood": self.name}
@@ -150,6 +162,11 @@ class LaplaceLikelihood(PointwiseLikelihood):
         pixels = x[0].numel()
         return (x - output).abs().flatten(1).sum(1) / self.scale + pixels * math.log(2 * self.scale)
 
+    def calibration_point(self, images):
+        raise ValueError("a calibrated neural weight (loss.perceptual_weight=auto) matches curvatures, and the "
+                         "Laplace term |x - x_hat| has none (its Hessian is zero away from x_hat = x); use "
+                         "loss.likelihood=gaussian or bernoulli, or give loss.perceptual_weight a number")
+
     def describe(self):
         return {"likelihood": self.name, "scale": self.scale}
 
@@ -168,6 +185,17 @@ class BernoulliLikelihood(PointwiseLikelihood):
 
     def mean(self, output):
         return torch.sigmoid(output)
+
+    def image_nll(self, x, x_hat):
+        return self.nll(x, torch.logit(x_hat))
+
+    def calibration_point(self, images):
+        # At x̂ = x the Bernoulli curvature x / x̂^2 + (1 - x) / (1 - x̂)^2 is infinite for binary images; the
+        # data-mean image (clamped away from 0 and 1) is a reconstruction at which it is finite.
+        mean = images.mean(0, keepdim=True).clamp(REFERENCE_CLAMP, 1 - REFERENCE_CLAMP).expand_as(images)
+        where = (f"x_hat = the calibration images' mean image, clamped to [{REFERENCE_CLAMP}, {1 - REFERENCE_CLAMP}] "
+                 "(the Bernoulli curvature is infinite at a binary x_hat = x)")
+        return mean.contiguous(), where
 
 
 LIKELIHOODS = typing.get_args(LikelihoodName)

@@ -36,7 +36,7 @@ from vaelens.training.graphed import DivergenceWatch, StepRunner
 from vaelens.training.loop import TrainingHooks, finish_runs, train_loop
 from vaelens.training.run import RunResult, TrainingRun
 from vaelens.training.rundir import RunDirectory
-from vaelens.training.setup import check_data_fits, check_device, check_training_config
+from vaelens.training.setup import check_data_fits, check_device, check_training_config, evaluation_subset
 from vaelens.training.stacked import EnsembleMember, StackedMembers
 from vaelens.training.trainer import prepare_directory
 
@@ -184,7 +184,7 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
         _resume_together(runs)
     for run in runs:
         run.start()
-    eval_images = data.images(torch.arange(min(settings.eval_images, data.num_images)))
+    eval_images, eval_subset = evaluation_subset(configs[0], data)
     stepper = EnsembleStepper(runs, data, device, vectorise, hooks)
     with ExitStack() as logs:
         for run in runs:
@@ -196,7 +196,7 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
             for run in stepper.runs:
                 run.record_failure(runs[0].start_step, error)
             raise
-        finish_runs(stepper, stats, eval_images, _ensemble_summary(runs, stats, vectorise))
+        finish_runs(stepper, stats, eval_images, eval_subset, _ensemble_summary(runs, stats, vectorise))
     return [run.result() for run in runs]
 
 

@@ -151,7 +151,8 @@ def train_loop(stepper: Stepper, settings, start_step: int, eval_images: torch.T
     return LoopStats(time.perf_counter() - started, taken)
 
 
-def finish_runs(stepper: Stepper, stats: LoopStats, eval_images: torch.Tensor, extra: dict | None = None) -> None:
+def finish_runs(stepper: Stepper, stats: LoopStats, eval_images: torch.Tensor, eval_subset: dict,
+                extra: dict | None = None) -> None:
     """The final checkpoint (unless a resumed run already had it) and the finished summary of every live run."""
     steps = stepper.runs[0].config.train.steps if stepper.runs else 0
     stepper.sync_runs()
@@ -164,4 +165,4 @@ def finish_runs(stepper: Stepper, stats: LoopStats, eval_images: torch.Tensor, e
             run.save_checkpoint(steps, eval_images)
     for run in stepper.runs:
         if not run.diverged:
-            run.finish(stats.seconds, stats.steps, eval_images, extra)
+            run.finish(stats.seconds, stats.steps, eval_images, eval_subset, extra)

@@ -16,6 +16,7 @@ import torch
 import vaelens
 from vaelens.config import RunConfig
 from vaelens.errors import VaelensError
+from vaelens.losses.calibration import calibration_images
 from vaelens.models import VAE
 from vaelens.training.checkpoint import restore
 from vaelens.training.images import save_image_grids
@@ -64,6 +65,8 @@ class TrainingRun:
         self.config, self.directory, self.device = config, directory, device
         self.seed = config.train.seed
         self.parts: RunParts = build_parts(config, data.image_shape, device)
+        if self.objective.needs_calibration():
+            self.objective.calibrate(calibration_images(data))
         dry_run(self.parts, data)
         self.noise = torch.Generator(device).manual_seed(self.seed + 1)
         self.context = {"vaelens_version": vaelens.__version__, "torch_version": torch.__version__,
@@ -166,7 +169,8 @@ class TrainingRun:
                         "weighting_convention": self.context["objective"]["convention"], **self.context}
         self.directory.write_summary(self.summary)
 
-    def finish(self, seconds: float, timed_steps: int, eval_images: torch.Tensor, extra: dict | None = None) -> dict:
+    def finish(self, seconds: float, timed_steps: int, eval_images: torch.Tensor, eval_subset: dict,
+               extra: dict | None = None) -> dict:
         """Write the finished summary.json (evaluation in float32 on `eval_images`) and return it."""
         settings = self.config.train
         images_per_s = timed_steps * settings.batch_size / seconds if timed_steps else None
@@ -174,7 +178,10 @@ class TrainingRun:
         self.summary = {"status": "finished", "steps": settings.steps, "resumed_from": self.start_step,
                         "weighting_convention": self.context["objective"]["convention"], **self.context,
                         "images_per_s": images_per_s, "train_seconds_this_session": seconds,
-                        "eval": evaluate(self.model, self.objective, eval_images, generator)}
+                        "eval": {**evaluate(self.model, self.objective, eval_images, generator), **eval_subset}}
+        if self.objective.calibrations:
+            self.summary["calibration"] = {name: result.describe()
+                                           for name, result in self.objective.calibrations.items()}
         if self.notes:
             self.summary["checkpoint_fallback"] = self.notes
         self.summary.update(extra or {})

@@ -100,6 +100,18 @@ def check_data_fits(config: RunConfig, data) -> None:
                          f"of {data.name}; lower train.batch_size or raise data.subset")
 
 
+def evaluation_subset(config: RunConfig, data) -> tuple[torch.Tensor, dict]:
+    """The training images the summary's evaluation and the image grids use: a random draw of
+    train.eval_images over the whole split seeded by data.seed (so every run of a sweep is scored on the
+    same images), never the first images in storage order (on dSprites those are all small squares).
+    Returns the images and what they are (for the summary)."""
+    count = min(config.train.eval_images, data.num_images)
+    generator = torch.Generator().manual_seed(config.data.seed)
+    indices = torch.randperm(data.num_images, generator=generator)[:count]
+    return data.images(indices), {"split": "train", "num_images": count, "subset_seed": config.data.seed,
+                                  "subset": "seeded random draw over the whole training split"}
+
+
 @torch.no_grad()
 def dry_run(parts: RunParts, data) -> None:
     """One forward pass and loss on two images, in eval mode and without touching any random generator,

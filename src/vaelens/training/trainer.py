@@ -20,7 +20,13 @@ from vaelens.training.graphed import DivergenceWatch, StepRunner
 from vaelens.training.loop import TrainingHooks, finish_runs, train_loop
 from vaelens.training.run import RunResult, TrainingDiverged, TrainingRun
 from vaelens.training.rundir import RunDirectory
-from vaelens.training.setup import check_data_fits, check_device, check_training_config, memory_format
+from vaelens.training.setup import (
+    check_data_fits,
+    check_device,
+    check_training_config,
+    evaluation_subset,
+    memory_format,
+)
 
 
 class SingleStepper:
@@ -103,7 +109,7 @@ def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = F
     if resume and directory.is_run:
         run.resume_from(directory.latest_good_checkpoint(set_aside=True))
     run.start()
-    eval_images = data.images(torch.arange(min(config.train.eval_images, data.num_images)))
+    eval_images, eval_subset = evaluation_subset(config, data)
     stepper = SingleStepper(run, data, device, hooks)
     with run.logging():
         try:
@@ -113,7 +119,7 @@ def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = F
             run.record_failure(stepper.step_index, error)
             raise
         run.objective.perceptual_bf16 = False  # the summary's evaluation is float32 throughout
-        finish_runs(stepper, stats, eval_images)
+        finish_runs(stepper, stats, eval_images, eval_subset)
     if run.diverged:
         raise TrainingDiverged(run.summary["error"])
     return run.result()
