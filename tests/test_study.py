@@ -53,14 +53,16 @@ def test_study_rejects_unknown_scale_dataset_and_families():
         study_specs("quick", families=("+perceptual",))
 
 
-def test_demo_spec_is_small_additive_and_uses_its_own_feature_network(tmp_path):
+def test_demo_spec_is_small_calibrated_convex_and_uses_its_own_feature_network(tmp_path):
     spec = demo_spec(tmp_path / "net.safetensors")
     variants = _variants(spec)
     assert [(_family(v), v["loss.convention"]) for v in variants] == [("pointwise", "additive"),
-                                                                        ("+perceptual", "additive")]
+                                                                        ("+perceptual", "convex")]
     assert variants[1]["loss.perceptual"] == f"features:{(tmp_path / 'net.safetensors').resolve()}"
+    assert variants[1]["loss.perceptual_weight"] == "auto"
+    assert max(spec["grid"]["loss.beta"]) <= 2.0  # beta 4 collapsed the 500-step demo models
     runs = len(variants) * len(spec["grid"]["loss.beta"]) * len(spec["grid"]["train.seed"])
-    assert runs == 12 and spec["overrides"]["data.subset"] <= 2048
+    assert runs == 18 and spec["overrides"]["data.subset"] <= 2048
     assert demo_spec(tmp_path / "n.safetensors", steps=5)["overrides"]["train.steps"] == 5
     with pytest.raises(ValueError, match="--steps"):
         demo_spec(tmp_path / "n.safetensors", steps=0)
@@ -93,7 +95,7 @@ def test_demo_spec_is_accepted_by_the_sweep_package(tmp_path):
     from vaelens.sweep.spec import expand, load_spec
 
     tasks = expand(load_spec(demo_spec(tmp_path / "net.safetensors")), tmp_path)
-    assert len(tasks) == 12
+    assert len(tasks) == 18
 
 
 @pytest.mark.slow  # every loss family through the real sweep, analysis, claims and report

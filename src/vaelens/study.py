@@ -63,14 +63,16 @@ SCALES = {
 }
 
 DATASETS = {
-    "dsprites": {"preset": "dsprites-bvae", "features": "dsprites-supervised", "perceptual_weight": 100.0,
+    "dsprites": {"preset": "dsprites-bvae", "features": "dsprites-supervised", "perceptual_weight": "auto",
                  "conventions": ("additive", "convex")},
-    "natural": {"preset": "natural-bvae", "features": "natural-denoising", "perceptual_weight": 100.0,
+    "natural": {"preset": "natural-bvae", "features": "natural-denoising", "perceptual_weight": "auto",
                 "conventions": ("additive", "convex", "ldm")},
 }
-"""Per data set: preset, the project's own feature network for the perceptual term, w_p (the per-image
-perceptual distance against a pixel sum of 4096-12288 terms), and the conventions studied. The ldm
-convention adds w_p * d_perc to every pixel, so it takes latent-diffusion's own w_p instead."""
+"""Per data set: preset, the project's own feature network for the perceptual term, w_p and the conventions
+studied. w_p is calibrated ("auto": w_p * d_perc gets the pixel term's average curvature; a raw per-image
+distance is orders of magnitude below a pixel sum of 4096-12288 terms), so the convex mix keeps the total
+curvature. The ldm convention adds w_p * d_perc to every pixel under its learned s, so it takes
+latent-diffusion's own w_p instead."""
 
 LDM_PERCEPTUAL_WEIGHT = 1.0
 """w_p under the ldm convention: latent-diffusion's default (its per-image LPIPS broadcast to each pixel)."""
