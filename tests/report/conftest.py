@@ -1,7 +1,8 @@
-"""A tiny real sweep directory, built without the sweep package: 2 losses x 2 seeds at one beta.
+"""Runs for the report tests: records constructed with chosen metrics (`make_run`), and a tiny real sweep
+directory, built without the sweep package: 2 losses x 2 seeds at one beta.
 
-Runs are trained with vaelens.training.train and analysed with vaelens.analysis, then indexed in a
-sweep.json of the layout `vaelens sweep` writes (see vaelens.report.collect.load_sweep).
+The real runs are trained with vaelens.training.train and analysed with vaelens.analysis, then indexed
+in a sweep.json of the layout `vaelens sweep` writes (see vaelens.report.collect.load_sweep).
 """
 
 import os
@@ -11,6 +12,29 @@ import pytest
 
 from vaelens.config import resolve, save_yaml
 from vaelens.io import atomic_write_json
+from vaelens.report.collect import RunRecord
+
+
+def _make_run(family: str, seed: int, beta: float, convention: str = "additive", dataset: str = "dsprites",
+              status: str = "finished", **metrics) -> RunRecord:
+    """A finished, analysed run record of a loss family with default metrics, `metrics` (analysis.json keys)
+    overriding them."""
+    loss = {"beta": beta, "convention": convention, "likelihood": "bernoulli",
+            "perceptual": "features:dsprites-supervised" if family in ("+perceptual", "+both") else None,
+            "disc_weight": 0.5 if family in ("+adversarial", "+both") else 0.0}
+    config = {"data": {"name": dataset, "image_size": 64, "subset": 128}, "model": {"name": "conv64"},
+              "loss": loss, "train": {"seed": seed, "steps": 10}}
+    analysis = {"rate": 10.0, "mutual_information": 4.0, "geometry_active.isoscore": 0.5,
+                "geometry_active.participation_ratio": 3.0, "posterior_variance.normalized_entropy": 0.8, **metrics}
+    return RunRecord(f"{family}-{convention}-{beta}-{seed}", Path("/nonexistent"), {}, status, None, config,
+                     {"weighting_convention": convention}, analysis)
+
+
+@pytest.fixture
+def make_run():
+    """The constructor of run records with chosen metrics (see _make_run)."""
+    return _make_run
+
 
 TINY = ["data.subset=128", "model.channels=8", "model.hidden_dim=32", "model.latent_dim=4",
         "train.steps=6", "train.batch_size=16", "train.checkpoint_every=6", "train.log_every=4",

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from vaelens.cli import main
-from vaelens.report import build_report, load_sweep
+from vaelens.report import build_report, evaluate_claims, load_sweep
+from vaelens.report.html import matched_rate_section, mechanism_section, render_html
 
 
 class _References(HTMLParser):
@@ -49,9 +50,14 @@ def test_report_writes_csv_claims_and_page(report, tiny_sweep):
     assert rows[4]["status"] == "failed" and rows[4]["rate"] == "" and "diverged" in rows[4]["error"]
     claims = json.loads((tiny_sweep / "claims.json").read_text())
     pooled = [r for r in claims["results"] if r["beta"] == "all"]
-    assert {(r["claim"], r["neural_family"], r["convention"], r["n_pairs"]) for r in pooled} == {
-        ("C1", "+perceptual", "additive", 2), ("C2", "+perceptual", "additive", 2),
-        ("C3", "+perceptual", "additive", 2)}
+    assert {(r["claim"], r["comparison"], r["neural_family"], r["convention"], r["n_pairs"]) for r in pooled} == {
+        ("C1", "matched_beta", "+perceptual", "additive", 2), ("C2", "matched_beta", "+perceptual", "additive", 2),
+        ("C3", "matched_beta", "+perceptual", "additive", 2),
+        ("C1", "matched_distortion", "+perceptual", "additive", 0),
+        ("C4", "matched_rate", "+perceptual", "additive", 0)}
+    # one beta: no curve to compare along, said so rather than guessed
+    assert {r["verdict_basis"] for r in pooled if r["comparison"] != "matched_beta"} == {"too_few_betas"}
+    assert claims["multiplicity"]["method"] == "Holm step-down"
 
 
 def test_every_figure_is_embedded_and_decodes(report):
@@ -71,9 +77,12 @@ def test_every_figure_is_embedded_and_decodes(report):
     assert external == [], f"the page must be self-contained, found references {external}"
     assert "link" not in parser.tags and "script" not in parser.tags
     assert "training diverged at step 3" in page
-    for heading in ("Claims", "Rate-distortion", "Information vs beta", "Posterior-variance profiles",
+    for heading in ("Claims", "Rate-distortion", "Information vs beta", "Matched rate", "Posterior-variance profiles",
                     "Covariance spectra of mu", "Reconstructions", "Latent traversals"):
         assert f"<h2>{heading}</h2>" in page
+    matched = page.split("<h2>Matched rate</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "dsprites-64 | +perceptual | additive: no matched comparison (fewer than 2 betas per curve)" in matched
+    assert "<p class='multiplicity'><b>Multiplicity.</b> Holm step-down over" in page
 
 
 def test_reconstructions_are_collapsed_per_loss_setting(report):
@@ -84,6 +93,63 @@ def test_reconstructions_are_collapsed_per_loss_setting(report):
     assert reconstructions.count("<details>") == 2 and reconstructions.count("<img ") == 4
     traversals = page.split("<h2>Latent traversals</h2>", 1)[1]
     assert "<details>" not in traversals, "one traversal per loss setting is shown, not collapsed"
+
+
+def probed_runs(make_run, probe: bool = True) -> list:
+    """pointwise and +perceptual at three betas and three seeds on one R-D curve, with the probe's keys."""
+    runs = []
+    for seed in range(3):
+        for beta in (1.0, 2.0, 4.0):
+            for family, shift in (("pointwise", 1.0), ("+perceptual", 1.5)):
+                rate = 20.0 / (shift * beta) + 0.1 * seed
+                analysis = {"rate": rate, "distortion.mse": 0.01 * shift * beta,
+                            "geometry_active.isoscore": 0.9 - 0.02 * rate + 0.01 * seed}
+                if probe:
+                    curvature = [40.0 / (unit + shift) for unit in range(4)]
+                    analysis.update({"probe.curvature_profile": curvature,
+                                     "probe.predicted_profile": [1 / (1 + 2 / beta * c) for c in curvature],
+                                     "probe.actual_profile": [1.1 / (1 + 2 / beta * c) for c in curvature],
+                                     "probe.pearson_log": 0.9 + 0.01 * seed, "probe.curvature_spread": 0.8})
+                runs.append(make_run(family, seed, beta, **analysis))
+    runs[0].analysis = {key: value for key, value in runs[0].analysis.items() if not key.startswith("probe.")}
+    runs[0].analysis["probe_skipped"] = "not requested (analysis option probe=false)"
+    return runs
+
+
+@pytest.fixture
+def constructed_page(make_run, tmp_path):
+    """report.html of constructed runs with curves over three betas and probe results (no run directories)."""
+    runs = probed_runs(make_run)
+    payload = evaluate_claims(runs)
+    path = tmp_path / "report.html"
+    path.write_text(render_html("constructed", runs, payload, [matched_rate_section(runs, payload),
+                                                               mechanism_section(runs)]))
+    return path
+
+
+def test_matched_rate_and_mechanism_sections_show_curves_probe_and_correlations(constructed_page):
+    page = constructed_page.read_text()
+    matched = page.split("<h2>Matched rate</h2>", 1)[1].split("<h2>", 1)[0]
+    assert matched.count("<img ") == 1 and "dsprites-64 | +perceptual | additive" in matched
+    mechanism = page.split("<h2>Mechanism</h2>", 1)[1]
+    assert mechanism.count("<img ") == 1
+    assert "1 run(s) without the probe: not requested (analysis option probe=false)" in mechanism
+    table = mechanism.split("<table>", 1)[1]
+    assert "<td>pointwise</td><td>additive</td><td>8</td>" in table  # the run without the probe is left out
+    assert "<td>+perceptual</td><td>additive</td><td>9</td><td>0.91 +- 0.0087 (n=9)</td>" in table
+    assert "<td>n/a</td>" in table  # profile_pearson_log: no run has it
+    for value in re.findall(r"src='data:image/png;base64,([^']+)'", page):
+        with Image.open(io.BytesIO(base64.b64decode(value))) as image:
+            image.load()
+            assert min(image.size) > 0
+    claims = page.split("<h2>Claims</h2>", 1)[1]
+    assert "<td>C4</td><td>matched_rate</td>" in claims and "rate in [" in claims
+
+
+def test_mechanism_is_left_out_without_probe_results(make_run):
+    section = mechanism_section(probed_runs(make_run, probe=False))
+    assert section.figures == [] and section.tables == []
+    assert section.notes == ["1 run(s) without the probe: not requested (analysis option probe=false)"]
 
 
 def test_cli_report_rebuilds_the_page(tiny_sweep, tmp_path, capsys):
@@ -206,14 +272,37 @@ def test_page_renders_in_headless_chromium(report, browser):
     for state in states:
         assert state["complete"] and state["natural"] > 0, f"{state['alt']} did not load"
         assert state["width"] > 0 and state["height"] > 0, f"{state['alt']} is laid out with no size"
-    verdicts = browser.execute_script("""
+    verdicts = _claims_column(browser, "verdict")
+    assert verdicts, "the claims table is missing or empty"
+    assert all(text in ("supported", "contradicted", "inconclusive") and height > 0 for text, height in verdicts)
+    assert {text for text, _ in _claims_column(browser, "claim")} == {"C1", "C2", "C3", "C4"}
+    multiplicity = browser.execute_script("const p = document.querySelector('p.multiplicity'); "
+                                          "return p ? [p.textContent, p.getBoundingClientRect().height] : null")
+    assert multiplicity and multiplicity[0].startswith("Multiplicity. Holm step-down") and multiplicity[1] > 0
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == [], f"the page logged errors: {errors}"
+
+
+def _claims_column(browser, name: str) -> list | None:
+    """[text, row height] of one column (by header) of the claims table, as the browser lays it out."""
+    return browser.execute_script("""
         const heading = Array.from(document.querySelectorAll('h2')).find(h => h.textContent === 'Claims');
         let table = heading.nextElementSibling;
         while (table && table.tagName !== 'TABLE' && table.tagName !== 'H2') table = table.nextElementSibling;
-        return table && table.tagName === 'TABLE'
-            ? Array.from(table.tBodies[0].rows, row => [row.cells[row.cells.length - 1].textContent,
-                                                         row.getBoundingClientRect().height]) : null;""")
-    assert verdicts, "the claims table is missing or empty"
-    assert all(text in ("supported", "contradicted", "inconclusive") and height > 0 for text, height in verdicts)
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    assert errors == [], f"the page logged errors: {errors}"
+        if (!table || table.tagName !== 'TABLE') return null;
+        const column = Array.from(table.tHead.rows[0].cells, cell => cell.textContent).indexOf(arguments[0]);
+        return Array.from(table.tBodies[0].rows, row => [row.cells[column].textContent,
+                                                         row.getBoundingClientRect().height]);""", name)
+
+
+def test_matched_rate_and_mechanism_render_in_headless_chromium(constructed_page, browser):
+    browser.get(constructed_page.as_uri())
+    assert browser.execute_async_script(DECODE_ALL) == [], "every image must decode"
+    states = browser.execute_script(IMAGE_STATES)
+    assert [state["alt"] for state in states] == ["dsprites-64 | +perceptual | additive", "dsprites-64"]
+    assert all(state["complete"] and state["width"] > 0 and state["height"] > 0 for state in states)
+    headings = browser.execute_script("return Array.from(document.querySelectorAll('h2'), h => h.textContent)")
+    assert headings == ["Runs", "Claims", "Matched rate", "Mechanism"]
+    rows = browser.execute_script("return Array.from(document.querySelectorAll('table'))[1].tBodies[0].rows.length")
+    assert rows == 2, "the probe table has a row per loss setting"
+    assert "C4" in {text for text, _ in _claims_column(browser, "claim")}

@@ -35,6 +35,11 @@ METRIC_KEYS = {
 """Report metric -> analysis.json keys to try in order. Geometry over active units falls back to all
 units when a run has fewer than two active units (its analysis then skips the active view)."""
 
+SATURATED = "saturated: I(x;z) is within 0.5 nats of log N"
+"""Why no verdict is drawn from a saturated I(x; z) estimate: near log N it is a floor, not an estimate."""
+BOUNDED_BY_SAMPLE = "bounded by sample: N <= d, so PR and IsoScore are capped by the sample size"
+"""Why no verdict is drawn from a geometry statistic of N points in d >= N dimensions."""
+
 DISTORTION_METRICS = {
     "distortion.mse": ("MSE per pixel", "lower"),
     "distortion.psnr": ("PSNR (dB)", "higher"),
@@ -101,17 +106,28 @@ class RunRecord:
 
     def metric(self, name: str) -> float | None:
         """A report metric (METRIC_KEYS) or a raw analysis key; None when absent or not finite."""
+        key = self.metric_key(name)
+        return None if key is None else float(self.analysis[key])
+
+    def metric_key(self, name: str) -> str | None:
+        """Which analysis.json key `metric(name)` reads (for the record in claims.json); None when none holds
+        a finite number."""
         for key in METRIC_KEYS.get(name, (name,)):
             value = self.analysis.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                return float(value)
+                return key
         return None
 
-    def metric_key(self, name: str) -> str | None:
-        """Which analysis.json key `metric(name)` read (for the record in claims.json)."""
-        for key in METRIC_KEYS.get(name, (name,)):
-            if isinstance(self.analysis.get(key), (int, float)):
-                return key
+    def estimate_limit(self, name: str) -> str | None:
+        """Why `metric(name)` sits at a limit of its estimator (SATURATED, BOUNDED_BY_SAMPLE), else None.
+        Read from the analysis' own flags: mutual_information_saturated, <geometry view>.bounded_by_sample
+        of the view the metric was read from. Analyses older than these flags have none."""
+        key = self.metric_key(name)
+        if key == "mutual_information" and self.analysis.get("mutual_information_saturated") is True:
+            return SATURATED
+        view = (key or "").rpartition(".")[0]
+        if view in ("geometry", "geometry_active") and self.analysis.get(f"{view}.bounded_by_sample") is True:
+            return BOUNDED_BY_SAMPLE
         return None
 
     @property

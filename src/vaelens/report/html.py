@@ -18,9 +18,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vaelens.io import atomic_write_text
+from vaelens.losses.families import family_order
 from vaelens.report import images, plots
-from vaelens.report.claims import CLAIMS, evaluate_claims, summary_rows, write_claims
+from vaelens.report.claims import CLAIMS, GEOMETRY_METRICS, evaluate_claims, summary_rows, write_claims
 from vaelens.report.collect import RunRecord, distortion_keys, load_sweep, write_results_csv
+from vaelens.report.pairing import curve_runs
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -34,8 +36,12 @@ summary { cursor: pointer; margin: 0.4em 0; }
 """
 
 
-SECTION_TITLES = ("Rate-distortion", "Information vs beta", "Isotropy and uniformity vs beta",
-                  "Posterior-variance profiles", "Covariance spectra of mu", "Reconstructions", "Latent traversals")
+SECTION_TITLES = ("Rate-distortion", "Information vs beta", "Isotropy and uniformity vs beta", "Matched rate",
+                  "Posterior-variance profiles", "Covariance spectra of mu", "Mechanism", "Reconstructions",
+                  "Latent traversals")
+PROBE_STATISTICS = ("pearson_log", "spearman_log", "profile_pearson_log", "median_log_ratio", "curvature_spread",
+                    "curvature_cv")
+"""probe.* numbers of analysis.json in the Mechanism table."""
 
 
 @dataclass
@@ -64,13 +70,84 @@ class Section:
     """Figures in display order."""
     notes: list[str] = field(default_factory=list)
     """Plain-text remarks (e.g. why a figure is missing)."""
+    tables: list[str] = field(default_factory=list)
+    """Tables, as HTML, shown after the figures."""
 
 
 def data_uri(image: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64," + base64.b64encode(image).decode("ascii")
 
 
-def _figure_sections(records: list[RunRecord], traversals: bool, progress: bool) -> list[Section]:
+def matched_rate_section(records: list[RunRecord], payload: dict) -> Section:
+    """Per data set, convention and neural family: every seed's metric-vs-rate curves (and rate against MSE)
+    of the family and its pointwise baseline, the range both cover shaded; a note where no curve comparison
+    has a range (no figure: nothing was averaged)."""
+    section = Section("Matched rate")
+    rows = {(r["comparison"], r["metric"], r["dataset"], r["convention"], r["neural_family"]): r
+            for r in summary_rows(payload) if r["comparison"] != "matched_beta"}
+    for group, by_seed in sorted(curve_runs(records).items(),
+                                 key=lambda item: (item[0][0], family_order(item[0][2]), item[0][2], item[0][1])):
+        dataset, convention, family = group
+        panels = [("rate", metric, rows.get(("matched_rate", metric, *group))) for metric in GEOMETRY_METRICS]
+        panels.append(("distortion.mse", "rate", rows.get(("matched_distortion", "rate", *group))))
+        label = f"{dataset} | {family} | {convention}"
+        if not any(row and row["overlap"]["low"] is not None for _, _, row in panels):
+            reasons = sorted({row["verdict_reason"].split(":")[0] for _, _, row in panels if row})
+            section.notes.append(f"{label}: no matched comparison ({'; '.join(reasons) or 'no curves'})")
+            continue
+        image = plots.matched_curves_figure(label, family, by_seed,
+                                            [(x, y, row["overlap"] if row else None) for x, y, row in panels])
+        section.figures.append(Figure(label, image, "each seed's curve over the beta grid (pointwise grey); the "
+                                      "shaded range is covered by every seed's curves of both families, and the "
+                                      "C4 (matched-rate) and C1 (matched-distortion) effects are the mean vertical "
+                                      "gap over it, uniform in log x"))
+    return section
+
+
+def mechanism_section(records: list[RunRecord]) -> Section:
+    """The probe's predicted vs actual posterior-variance profiles and curvature profiles per data set, its
+    correlations per loss setting; a note with the reasons where runs skipped it."""
+    section = Section("Mechanism")
+    probed = plots.probe_runs(records)
+    skipped = Counter(str(r.analysis["probe_skipped"]) for r in records if r.usable and "probe_skipped" in r.analysis)
+    section.notes.extend(f"{count} run(s) without the probe: {reason}" for reason, count in sorted(skipped.items()))
+    if not probed:
+        return section
+    for dataset in plots.datasets(probed):
+        image = plots.mechanism_figure(probed, dataset)
+        if image is not None:
+            section.figures.append(Figure(dataset, image, "top: posterior variance per unit predicted from the "
+                                          "decoder Jacobian and the loss metric, sigma_j^2 = 1 / (1 + (2/beta) "
+                                          "(J^T M J)_jj), against the encoder's; bottom: the curvature per unit; "
+                                          "mean over seeds"))
+    groups: dict[tuple, list[RunRecord]] = {}
+    for record in probed:
+        groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(record)
+    rows = []
+    for (dataset, family, convention), runs in sorted(groups.items(), key=lambda item: (
+            item[0][0], family_order(item[0][1]), item[0][1], item[0][2])):
+        rows.append([dataset, family, convention, len(runs), *(_mean_sd(runs, f"probe.{name}")
+                                                               for name in PROBE_STATISTICS)])
+    section.tables.append("<p>Probe statistics per loss setting, mean +- sd over its runs (all betas and seeds); "
+                          "correlations of log predicted with log actual posterior variance (over image-unit pairs; "
+                          "profile: over units), median log(actual / predicted), and the spread (normalised "
+                          "entropy, 1 = even) and coefficient of variation of the curvature profile.</p>"
+                          + _table(["dataset", "family", "convention", "runs", *PROBE_STATISTICS], rows))
+    return section
+
+
+def _mean_sd(runs: list[RunRecord], key: str) -> str:
+    values = [value for value in (run.metric(key) for run in runs) if value is not None]
+    if not values:
+        return "n/a"
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{mean:.3g} (n=1)"
+    sd = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.3g} +- {sd:.2g} (n={len(values)})"
+
+
+def _figure_sections(records: list[RunRecord], payload: dict, traversals: bool, progress: bool) -> list[Section]:
     distortions = distortion_keys(records)
     sections = {name: Section(name) for name in SECTION_TITLES}
     for dataset in tqdm(plots.datasets(records), desc="report figures", disable=not progress, leave=False):
@@ -90,6 +167,8 @@ def _figure_sections(records: list[RunRecord], traversals: bool, progress: bool)
         sections["Covariance spectra of mu"].figures.append(Figure(dataset, plots.profiles_figure(
             records, dataset, "geometry.covariance_spectrum", "eigenvalue of Cov(mu)", "spectrum", False),
             "eigenvalues of the covariance of posterior means; flatter over the active units = more isotropic"))
+    sections["Matched rate"] = matched_rate_section(records, payload)
+    sections["Mechanism"] = mechanism_section(records)
     _add_reconstructions(records, sections["Reconstructions"])
     if traversals:
         for record in tqdm(images.traversal_runs(records), desc="traversals", disable=not progress, leave=False):
@@ -100,7 +179,7 @@ def _figure_sections(records: list[RunRecord], traversals: bool, progress: bool)
                 continue
             sections["Latent traversals"].figures.append(Figure(_run_label(record), panel.data,
                 "rows: the units with the largest KL; columns: mu_j + t, t from -2.5 to 2.5", panel.mime))
-    return [section for section in sections.values() if section.figures or section.notes]
+    return [section for section in sections.values() if section.figures or section.notes or section.tables]
 
 
 def _add_reconstructions(records: list[RunRecord], section: Section) -> None:
@@ -138,21 +217,50 @@ def _number(value) -> str:
     return "n/a" if value is None else f"{value:+.4g}"
 
 
+def _p(value) -> str:
+    return "n/a" if value is None else f"{value:.2g}"
+
+
+def _overlap(row: dict) -> str:
+    overlap = row["overlap"]
+    if overlap is None:
+        return "same beta"
+    if overlap["low"] is None:
+        return "none"
+    return f"{overlap['variable']} in [{overlap['low']:.3g}, {overlap['high']:.3g}] {overlap['units']}"
+
+
+def multiplicity_html(payload: dict) -> str:
+    """What the verdicts' p-values were adjusted for, and how."""
+    multiplicity = payload["multiplicity"]
+    return (f"<p class='multiplicity'><b>Multiplicity.</b> {html.escape(multiplicity['method'])} over "
+            f"{multiplicity['tests']} tests at family-wise error rate {multiplicity['alpha']}: the family is "
+            f"{html.escape(multiplicity['family'])}. p-values: {html.escape(multiplicity['p_value'])}. "
+            f"Adjustment: {html.escape(multiplicity['adjustment'])}. The intervals shown are raw (unadjusted) "
+            f"95% intervals; the verdict reads the adjusted p (p_holm).</p>")
+
+
 def claims_html(payload: dict) -> str:
-    """The claims table (pooled over betas) plus the statements and the verdict rule."""
+    """The claims table (pooled over betas, every comparison) with the statements, comparisons, verdict rule and
+    multiplicity statement."""
     rows = summary_rows(payload)
     statements = "".join(f"<li><b>{claim.claim_id}</b>: {html.escape(claim.statement)}</li>" for claim in CLAIMS)
-    intro = (f"<ul>{statements}</ul><p>Effect = {html.escape(payload['effect'])}, pooled over betas "
-             f"(per-beta results in claims.json). {int(payload['confidence'] * 100)}% interval: "
-             f"{html.escape(payload['interval'])}. Verdict: {html.escape(payload['verdict_rule'])}.</p>")
+    comparisons = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(text)}</li>"
+                          for name, text in payload["comparisons"].items())
+    intro = (f"<ul>{statements}</ul><p>Effect = neural-loss run minus pointwise run, compared as follows "
+             f"(per-beta matched-beta rows in claims.json):</p><ul>{comparisons}</ul>"
+             f"<p>{int(payload['confidence'] * 100)}% interval: {html.escape(payload['interval'])}. "
+             f"Verdict: {html.escape(payload['verdict_rule'])}.</p>{multiplicity_html(payload)}")
     if not rows:
         return intro + ("<p>No claim could be tested: the sweep has no neural-loss run with a matching pointwise "
                         "run.</p>")
-    table = _table(["claim", "metric", "units", "dataset", "convention", "vs pointwise", "neural family",
-                    "effect", "95% CI", "seeds", "verdict"],
-                   [[r["claim"], r["metric"], r["metric_units"], r["dataset"], r["convention"],
+    table = _table(["claim", "comparison", "metric", "units", "dataset", "convention", "vs pointwise",
+                    "neural family", "effect", "95% CI (raw)", "p", "p (Holm)", "seeds", "compared over", "verdict",
+                    "why"],
+                   [[r["claim"], r["comparison"], r["metric"], r["metric_units"], r["dataset"], r["convention"],
                      r["baseline_convention"], r["neural_family"], _number(r["effect"]),
-                     f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]", r["n_pairs"], r["verdict"]]
+                     f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]", _p(r["p_value"]), _p(r["p_holm"]),
+                     r["n_pairs"], _overlap(r), r["verdict"], r["verdict_reason"]]
                     for r in rows], [r["verdict"] for r in rows])
     return intro + table
 
@@ -203,6 +311,7 @@ def render_html(title: str, records: list[RunRecord], payload: dict, sections: l
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts.extend(f"<p class='error'>{html.escape(note)}</p>" for note in section.notes)
         parts.extend(_figures_html(section.figures))
+        parts.extend(section.tables)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -214,7 +323,7 @@ def build_report(sweep_dir: str | Path, *, traversals: bool = True, progress: bo
     write_results_csv(records, sweep_dir / "results.csv")
     payload = evaluate_claims(records)
     write_claims(payload, sweep_dir / "claims.json")
-    sections = _figure_sections(records, traversals, progress)
+    sections = _figure_sections(records, payload, traversals, progress)
     path = sweep_dir / "report.html"
     atomic_write_text(path, render_html(f"vaelens report: {sweep_dir.name}", records, payload, sections))
     return path

@@ -1,6 +1,7 @@
 """Figures of a sweep, as PNG bytes: rate-distortion, information and isotropy vs beta, variance
-profiles and covariance spectra. Colour = loss family, line style = weighting convention; points are
-means over seeds and bars span +-1 standard deviation over seeds."""
+profiles and covariance spectra, curves at matched rate, and the mechanistic probe's profiles.
+Colour = loss family, line style = weighting convention; points are means over seeds and bars span
++-1 standard deviation over seeds, except in the matched-rate figures, which draw every seed."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from vaelens.losses.families import family_order  # noqa: E402
 from vaelens.report.collect import LOSS_FAMILIES, RunRecord, distortion_label  # noqa: E402
 
-FAMILY_COLORS = dict(zip(LOSS_FAMILIES, ("tab:gray", "tab:blue", "tab:red", "tab:purple")))
+FAMILY_COLORS = dict(zip(LOSS_FAMILIES, ("tab:gray", "tab:blue", "tab:red", "tab:purple", "tab:green")))
 CONVENTION_STYLES = {"additive": "-", "convex": "--", "ldm": ":"}
 METRIC_LABELS = {
     "rate": "rate R (nats)", "mutual_information": "I(x; z) (nats)",
     "isoscore_active": "IsoScore of mu (active units)",
     "participation_ratio_active": "participation ratio (active units)",
     "variance_entropy": "normalised entropy of E sigma^2",
+    "distortion.mse": "MSE per pixel",
 }
 
 
@@ -57,8 +61,7 @@ def _curves(records: list[RunRecord], dataset: str) -> dict[tuple[str, str], dic
     for record in records:
         if record.usable and record.dataset == dataset and record.beta is not None:
             curves[(record.loss_family, record.convention)][record.beta].append(record)
-    order = {family: index for index, family in enumerate(LOSS_FAMILIES)}
-    return dict(sorted(curves.items(), key=lambda item: (order.get(item[0][0], 99), item[0][1])))
+    return dict(sorted(curves.items(), key=lambda item: (family_order(item[0][0]), item[0][0], item[0][1])))
 
 
 def _mean_std(runs: list[RunRecord], metric: str) -> tuple[float, float] | None:
@@ -146,4 +149,82 @@ def profiles_figure(records: list[RunRecord], dataset: str, key: str, ylabel: st
         axis.set_ylabel(ylabel)
         axis.set_title(f"{dataset}, beta={beta:g}: {title}")
         _legend(axis)
+    return figure_png(figure)
+
+
+def matched_curves_figure(title: str, family: str, by_seed: dict, panels: list[tuple[str, str, dict | None]]) -> bytes:
+    """One panel per (x metric, y metric, overlap): each seed's curve over the beta grid, pointwise (grey) and
+    the neural `family`, x on a log axis (the curves are interpolated in log x); the range both families
+    cover in every seed, over which the matched effect is averaged, is shaded."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0), squeeze=False)
+    figure.suptitle(title, fontsize=10)
+    for axis, (x_metric, y_metric, overlap) in zip(axes[0], panels):
+        for seed, (neural, baseline) in sorted(by_seed.items()):
+            for name, runs in (("pointwise", baseline), (family, neural)):
+                points = sorted((run.metric(x_metric), run.metric(y_metric)) for run in runs)
+                points = [(x, y) for x, y in points if x is not None and y is not None and x > 0]
+                if points:
+                    axis.plot(*zip(*points), marker="o", markersize=3, linewidth=1, alpha=0.8,
+                              color=FAMILY_COLORS.get(name, "black"), label=name if seed == min(by_seed) else None)
+        if overlap and overlap.get("low") is not None:
+            axis.axvspan(overlap["low"], overlap["high"], color="gold", alpha=0.25, label="both cover")
+        axis.set_xscale("log")
+        # plain numbers at 1, 2, 5 x 10^k: a rate grid spans less than a decade, where the default
+        # minor labels (2x10^1, 3x10^1, ...) run into each other
+        axis.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+        axis.set_xlabel(METRIC_LABELS.get(x_metric, x_metric))
+        axis.set_ylabel(METRIC_LABELS.get(y_metric, y_metric))
+        axis.set_title("C1 at matched distortion" if x_metric == "distortion.mse" else "C4 at matched rate",
+                       fontsize=9)
+        _legend(axis)
+    return figure_png(figure)
+
+
+def _mean_probe_profiles(runs: list[RunRecord]) -> dict[str, np.ndarray] | None:
+    """Mean over runs of the probe's per-unit profiles (units in each run's curvature order), or None."""
+    keys = ("probe.actual_profile", "probe.predicted_profile", "probe.curvature_profile")
+    profiles = [[np.asarray(run.analysis[key], dtype=float) for key in keys] for run in runs
+                if all(isinstance(run.analysis.get(key), list) and run.analysis[key] for key in keys)]
+    if not profiles or len({len(vector) for run in profiles for vector in run}) != 1:
+        return None
+    return {key: np.mean([run[index] for run in profiles], axis=0) for index, key in enumerate(keys)}
+
+
+def probe_runs(records: list[RunRecord]) -> list[RunRecord]:
+    """Usable runs whose analysis holds the mechanistic probe's profiles."""
+    return [record for record in records if record.usable and isinstance(record.analysis.get("probe.actual_profile"),
+                                                                         list)]
+
+
+def mechanism_figure(records: list[RunRecord], dataset: str) -> bytes | None:
+    """Per beta (columns): the probe's predicted (dotted, x) against the encoder's actual (solid, o) posterior
+    variance per unit (top), and the curvature (J^T M J)_jj per unit (bottom); units in order of decreasing
+    curvature, a curve per loss family and convention (mean over seeds). None without probe results."""
+    curves = _curves(probe_runs(records), dataset)
+    betas = sorted({beta for by_beta in curves.values() for beta in by_beta})
+    if not betas:
+        return None
+    figure, axes = plt.subplots(2, len(betas), figsize=(3.8 * len(betas), 6.0), squeeze=False)
+    for column, beta in enumerate(betas):
+        top, bottom = axes[0][column], axes[1][column]
+        for (family, convention), by_beta in curves.items():
+            profiles = _mean_probe_profiles(by_beta.get(beta, []))
+            if profiles is None:
+                continue
+            units = np.arange(1, len(profiles["probe.actual_profile"]) + 1)
+            style, label = _line_style(family, convention), f"{family} ({convention})"
+            top.semilogy(units, np.clip(profiles["probe.actual_profile"], 1e-12, None), marker="o", markersize=3,
+                         label=label, **{**style, "linestyle": "-"})
+            top.semilogy(units, np.clip(profiles["probe.predicted_profile"], 1e-12, None), marker="x",
+                         markersize=4, **{**style, "linestyle": ":"})
+            bottom.semilogy(units, np.clip(profiles["probe.curvature_profile"], 1e-12, None), marker="o",
+                            markersize=3, label=label, **style)
+        top.set_title(f"{dataset}, beta={beta:g}: E sigma_j^2", fontsize=9)
+        top.set_ylabel("actual (o, solid) / predicted (x, dotted)")
+        bottom.set_title(f"{dataset}, beta={beta:g}: curvature", fontsize=9)
+        bottom.set_ylabel("E_x (J^T M J)_jj")
+        bottom.set_xlabel("unit (by decreasing curvature)")
+        _legend(top)
     return figure_png(figure)
