@@ -21,8 +21,8 @@ AUTO_MIN_IMAGES = 2000
 """The pilot draw, and the fewest images "auto" encodes (geometry and disentanglement want them even
 at a low rate)."""
 AUTO_MAX_IMAGES = 20_000
-"""The most images "auto" encodes: the information estimators cost O(N^2 d) (about a minute at this N
-and d = 10 on two CPU cores; BENCHMARKS.md), and log 20,000 = 9.9 nats."""
+"""The most images "auto" encodes: the information estimators cost O(N^2 d) (15-60 s at this N and
+d = 10 on two shared CPU cores; BENCHMARKS.md), and log 20,000 = 9.9 nats."""
 AUTO_MARGIN_NATS = 1.0
 """log N must exceed the pilot rate by this much."""
 
