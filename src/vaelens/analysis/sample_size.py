@@ -36,6 +36,13 @@ def check_image_count(value, name: str = "images") -> None:
                          "statistics need at least 2 images)")
 
 
+def image_count(text: str) -> int | str:
+    """A command-line image count: "auto" or an integer (checked by `check_image_count`)."""
+    value = text if text == AUTO else int(text)
+    check_image_count(value)
+    return value
+
+
 def _reason(target: float, needed: int | None, count: int, split: int) -> str:
     wanted = f"log N >= rate + {AUTO_MARGIN_NATS:g} = {target:.2f} nats"
     needs = f"needs {needed} images" if needed is not None else "needs more than 10^15 images"
