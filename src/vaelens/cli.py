@@ -87,7 +87,7 @@ def command_analyze(args) -> int:
     path, results = analyze_target(args.run_dir, model_spec=args.model, data_spec=args.data, out=args.out,
                                    image_size=args.image_size,
                                    max_images=args.images, quick=args.quick, device=args.device,
-                                   progress=not args.no_progress, allow_diverged=args.diverged,
+                                   progress=not args.no_progress, allow_diverged=args.diverged, probe=args.probe,
                                    disentanglement=not args.no_disentanglement)
     print(f"analysis written: {path}")
     for key in ("rate", "mutual_information", "active_units", "geometry.isoscore",
@@ -174,6 +174,13 @@ def _add_config_parser(commands) -> None:
     show.set_defaults(handler=command_config)
 
 
+def _image_count(text: str):
+    """--images: an integer or "auto" (imported when used, so `vaelens --help` stays light)."""
+    from vaelens.analysis.sample_size import image_count
+
+    return image_count(text)
+
+
 def _add_analyze_parser(commands) -> None:
     analyze = commands.add_parser("analyze", help="measure a trained model's latents -> analysis.json + plots")
     analyze.add_argument("run_dir", nargs="?", help="a vaelens run directory")
@@ -182,7 +189,10 @@ def _add_analyze_parser(commands) -> None:
                                         "e.g. folder:~/images")
     analyze.add_argument("--image-size", type=int, default=None, help="image size for --data (default: run's, or 64)")
     analyze.add_argument("--out", help="output folder (default: the run directory)")
-    analyze.add_argument("--images", type=int, default=5000, help="images to encode (default 5000)")
+    analyze.add_argument("--images", type=_image_count, default=5000,
+                         help='images to encode, or "auto" (log N >= rate + 1 nat, 2,000-20,000; default 5000)')
+    analyze.add_argument("--probe", action="store_true",
+                         help="mechanistic probe under the run's own loss (probe.*, analysis/probe.png)")
     analyze.add_argument("--quick", action="store_true", help="smaller disentanglement estimates")
     analyze.add_argument("--no-disentanglement", action="store_true",
                          help="skip the disentanglement scores (FactorVAE renders ~10^5 dSprites)")

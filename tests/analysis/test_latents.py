@@ -65,3 +65,37 @@ def test_collapsed_units_are_reported_not_crashed():
 def test_bad_shapes_are_named(mu_shape, logvar_shape, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         latent_statistics(torch.zeros(mu_shape), torch.zeros(logvar_shape))
+
+
+def _gaussian_posterior(num_points, units, logvar_value, seed=0):
+    """mu ~ N(0, I), sigma^2 = exp(logvar_value): I(x; z) = units / 2 * log(1 + exp(-logvar_value)) in closed form."""
+    mu = torch.randn(num_points, units, generator=torch.Generator().manual_seed(seed))
+    return mu, torch.full_like(mu, logvar_value), units / 2 * math.log1p(math.exp(-logvar_value))
+
+
+def test_an_estimate_below_log_n_is_not_flagged():
+    mu, logvar, true_information = _gaussian_posterior(400, 2, 0.0)
+    results = latent_statistics(mu, logvar)
+    assert true_information == pytest.approx(math.log(2))
+    assert results["mutual_information"] == pytest.approx(true_information, abs=0.15)
+    assert results["mutual_information_ceiling"] == pytest.approx(math.log(400))
+    assert results["mutual_information_saturated"] is False
+
+
+@pytest.mark.parametrize("units", [4, DECOMPOSITION_MAX_UNITS + 1])
+def test_information_beyond_log_n_is_flagged_as_saturated(units):
+    mu, logvar, true_information = _gaussian_posterior(200, units, -10.0)
+    results = latent_statistics(mu, logvar)
+    assert true_information > 19 > math.log(200)
+    # The estimator cannot exceed log N: what it returns is log N, a floor on the true 19+ nats.
+    assert results["mutual_information"] == pytest.approx(math.log(200), abs=0.01)
+    assert results["mutual_information_saturated"] is True
+
+
+def test_the_channel_view_is_flagged_against_its_own_ceiling():
+    mu, logvar, _ = _gaussian_posterior(12 * 4, 3, -10.0)
+    spatial = (mu.reshape(12, 2, 2, 3).movedim(-1, 1), logvar.reshape(12, 2, 2, 3).movedim(-1, 1))
+    results = latent_statistics(*spatial)
+    assert results["channel.mutual_information_ceiling"] == pytest.approx(math.log(48))
+    assert results["channel.mutual_information_saturated"] is True
+    assert results["mutual_information_ceiling"] == pytest.approx(math.log(12))

@@ -2,12 +2,14 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import vaelens
 from vaelens.analysis import run as run_module
+from vaelens.analysis.encode import random_subset
 from vaelens.cli import main
 from vaelens.data import load_dataset
 from vaelens.runs import load_run
@@ -89,3 +91,86 @@ def test_analysis_of_identical_codes_records_why_statistics_are_undefined(traine
     assert results["active_units"] == 0 and results["rate"] == 0.0
     assert "zero variance" in results["geometry.skipped"]
     assert results["weighting_convention"] == "unknown (pretrained model)"
+
+
+SHAPE = 0
+"""Column of the shape factor (square, ellipse, heart) in dSprites factor classes."""
+
+
+@pytest.fixture(scope="module")
+def dsprites_analysis(trained_run, tmp_path_factory):
+    """The tiny run analysed on its real dSprites test split (73,728 images, sorted by grid index)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAELENS_CACHE", str(tmp_path_factory.mktemp("cache")))
+        loaded = load_run(trained_run)
+        data = load_dataset(loaded.config.data, split="test")
+        results = vaelens.analyze(loaded.model, data, objective=loaded.objective, max_images=600,
+                                  distortion_images=64, quick=True, seed=3, progress=False)
+        yield loaded, data, results
+
+
+def _encoded_indices(data, results):
+    return random_subset(data.num_images, results["num_images"], results["seed"])
+
+
+def test_distortions_are_scored_on_a_recorded_seeded_draw_over_every_shape(dsprites_analysis):
+    loaded, data, results = dsprites_analysis
+    encoded = _encoded_indices(data, results)
+    assert results["distortion.num_images"] == 64 and results["distortion.seed"] == 3
+    chosen = encoded[random_subset(len(encoded), results["distortion.num_images"], results["distortion.seed"])]
+    # Storage order is grid order: the first 64 encoded images are squares only, the draw is not.
+    assert data.factors.classes[encoded[:64], SHAPE].unique().tolist() == [0]
+    assert data.factors.classes[chosen, SHAPE].unique().tolist() == [0, 1, 2]
+    images = data.images(chosen)
+    with torch.no_grad():
+        reconstructions = torch.sigmoid(loaded.model.decode(loaded.model.encode(images)[0])).clamp(0, 1)
+    squared_error = (images - reconstructions).square().flatten(1).sum(1).mean()
+    assert results["distortion.mse_sum"] == pytest.approx(float(squared_error), rel=1e-5)
+
+
+def test_disentanglement_trains_and_tests_on_a_recorded_random_split(dsprites_analysis):
+    from vaelens.metrics.disentangle import dci
+
+    loaded, data, results = dsprites_analysis
+    encoded = _encoded_indices(data, results)
+    assert results["disentanglement.num_codes"] == 600 and results["disentanglement.split_seed"] == 3
+    train, test = run_module.disentanglement_split(600, results["disentanglement.split_seed"])
+    assert (len(train), len(test)) == (results["disentanglement.num_train"], results["disentanglement.num_test"])
+    shapes = data.factors.classes[encoded, SHAPE]
+    # The halves of the storage order split the shapes; the random halves each hold all three.
+    assert 2 not in shapes[:300] and 0 not in shapes[300:]
+    assert shapes[train].unique().tolist() == shapes[test].unique().tolist() == [0, 1, 2]
+    with torch.no_grad():
+        codes = loaded.model.encode(data.images(encoded))[0]
+    factors = data.factors.classes[encoded]
+    again = dci(codes[train], factors[train], codes[test], factors[test], gbt_params={"n_estimators": 20}, seed=3)
+    recorded = results["disentanglement.dci_informativeness_test"]
+    assert again.scores["dci_informativeness_test"] == pytest.approx(recorded)
+
+
+def test_reconstruction_figure_shows_a_seeded_draw_among_the_scored_images(dsprites_analysis):
+    _, data, results = dsprites_analysis
+    encoded = _encoded_indices(data, results)
+    figure = results["reconstructions.indices"]
+    assert figure == encoded[random_subset(len(encoded), 16, results["seed"])].tolist()
+    scored = encoded[random_subset(len(encoded), results["distortion.num_images"], results["distortion.seed"])]
+    assert set(figure) <= set(scored.tolist())
+    assert len(data.factors.classes[figure, SHAPE].unique()) > 1
+
+
+def test_auto_images_and_the_probe_write_documented_keys_and_a_probe_figure(trained_run, tmp_path):
+    loaded = load_run(trained_run)
+    data = load_dataset(loaded.config.data, split="test")
+    results = vaelens.analyze(loaded.model, data, objective=loaded.objective, max_images="auto", distortion_images=16,
+                              disentanglement=False, progress=False, probe=True, probe_images=16)
+    undocumented = [key for key in results if not _documented(key)]
+    assert not undocumented, f"keys missing from the analysis.run docstring table: {undocumented}"
+    assert results["sample_size.rule"] == "auto" and results["num_images"] >= 2000
+    assert results["log_num_images"] >= results["sample_size.target_log_num_images"]
+    # Bernoulli on binary images: the curvature at the reconstruction, p (1 - p) per pixel, is finite.
+    assert results["probe.metric_at"] == "reconstruction" and results["probe.num_images"] == 16
+    assert all(np.isfinite(results["probe.curvature_profile"])) and len(results["probe.actual_profile"]) == 4
+    assert results["probe.curvature_profile"] == sorted(results["probe.curvature_profile"], reverse=True)
+    run_module.write_analysis(results, tmp_path, loaded.model, loaded.objective, data)
+    with Image.open(tmp_path / "analysis" / "probe.png") as figure:
+        assert figure.format == "PNG" and min(figure.size) > 10

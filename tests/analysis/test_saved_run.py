@@ -13,13 +13,15 @@ from vaelens.io import read_json
 def test_a_run_is_analysed_with_the_options_it_is_given(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    path, results = analyze_run(run, AnalysisOptions(images=32, disentanglement=False, distortion_images=16),
-                                device="cpu", progress=False)
+    options = AnalysisOptions(images=32, disentanglement=False, distortion_images=16, probe=True, probe_images=8,
+                              seed=2)
+    path, results = analyze_run(run, options, device="cpu", progress=False)
     analysis = read_json(path)
     assert path == run / "analysis.json" and analysis == json.loads(json.dumps(results))
     assert analysis["num_images"] == 32 and analysis["units"] == "nats"
     assert "mutual_information" in analysis and "posterior_variance.normalized_entropy" in analysis
     assert not any(key.startswith("disentanglement.") for key in analysis)
+    assert analysis["probe.num_images"] == 8 and analysis["probe.seed"] == analysis["distortion.seed"] == 2
     assert analysis["run.status"] == "finished" and analysis["run.checkpoint_step"] == analysis["run.steps"] == 6
 
 
@@ -36,6 +38,12 @@ def test_a_diverged_run_is_analysed_only_when_asked(trained_run, tmp_path):
     assert results["run.status"] == "diverged" and results["run.checkpoint_step"] == 6
 
 
-def test_nonsensical_options_are_refused(trained_run):
-    with pytest.raises(ValueError, match="analysis_images must be an integer of at least 2, got 1"):
-        analyze_run(trained_run, AnalysisOptions(images=1), device="cpu")
+@pytest.mark.parametrize("options, message", [
+    ({"images": 1}, 'analysis_images must be an integer of at least 2 or "auto", got 1'),
+    ({"images": "all"}, 'analysis_images must be an integer of at least 2 or "auto", got \'all\''),
+    ({"probe_images": 0}, "analysis_probe_images must be an integer of at least 2, got 0"),
+    ({"probe": "yes"}, "analysis_probe must be true or false"),
+])
+def test_nonsensical_options_are_refused(trained_run, options, message):
+    with pytest.raises(ValueError, match=message):
+        analyze_run(trained_run, AnalysisOptions(**options), device="cpu")

@@ -37,3 +37,21 @@ def test_bad_target_arguments(arguments, expected, trained_run, tmp_path, capsys
                      f"diffusers:{tmp_path / 'missing'}"}
     arguments = [substitutions.get(argument, argument) for argument in arguments]
     assert expected in _error_of(arguments, capsys)
+
+
+def test_analyze_target_runs_the_probe_when_asked(trained_run, tmp_path):
+    from vaelens.analysis import analyze_target
+
+    copy = shutil.copytree(trained_run, tmp_path / "copy")
+    _, results = analyze_target(copy, max_images=32, quick=True, device="cpu", progress=False, disentanglement=False,
+                                probe=True)
+    assert results["probe.num_images"] == 32 and "probe_skipped" not in results
+
+
+def test_image_counts_from_the_command_line():
+    from vaelens.analysis.sample_size import image_count
+
+    assert image_count("auto") == "auto" and image_count("300") == 300
+    for text in ("1", "all"):
+        with pytest.raises(ValueError):
+            image_count(text)

@@ -15,6 +15,7 @@ from vaelens.metrics.geometry import (
     isoscore,
     participation_ratio,
     partition_isotropy,
+    sample_bounds,
 )
 
 F64 = torch.float64
@@ -106,3 +107,33 @@ def test_bad_points_raise_clear_errors():
         isoscore(torch.randn(10, 1))
     with pytest.raises(ValueError, match="zero variance"):
         condition_number(torch.ones(10, 3))
+
+
+def test_a_simplex_of_n_points_in_more_dimensions_reaches_the_sample_bound_exactly():
+    # N basis vectors of R^d (d >= N) centred: N - 1 equal non-zero eigenvalues, the most isotropic
+    # cloud N points can make, so PR and IsoScore equal their bounds N - 1 and (N - 2) / (d - 1).
+    num_points, dimensions = 5, 8
+    summary = geometry_summary(torch.eye(dimensions, dtype=F64)[:num_points])
+    assert summary["bounded_by_sample"] is True
+    assert summary["participation_ratio"] == pytest.approx(summary["participation_ratio_bound"]) == 4
+    assert summary["isoscore"] == pytest.approx(summary["isoscore_bound"]) == pytest.approx(3 / 7)
+
+
+def test_an_isotropic_gaussian_sample_with_fewer_points_than_dimensions_is_capped_by_the_sample():
+    generator = torch.Generator().manual_seed(0)
+    few = geometry_summary(torch.randn(10, 400, generator=generator, dtype=F64))
+    # The population is perfectly isotropic (IsoScore 1), the sample cannot show it: its IsoScore is
+    # near (N - 2) / (d - 1) = 0.02, and never above it.
+    assert few["bounded_by_sample"] is True and few["isoscore_bound"] == pytest.approx(8 / 399)
+    assert 0.9 * few["isoscore_bound"] < few["isoscore"] <= few["isoscore_bound"] + 1e-12
+    assert 0.9 * 9 < few["participation_ratio"] <= few["participation_ratio_bound"] + 1e-9
+    many = geometry_summary(torch.randn(2000, 10, generator=generator, dtype=F64))
+    assert many["bounded_by_sample"] is False and "isoscore_bound" not in many
+    assert many["isoscore"] > 0.95
+
+
+def test_sample_bounds_apply_from_n_equal_to_d_down():
+    assert sample_bounds(11, 10) == {"bounded_by_sample": False}
+    assert sample_bounds(10, 10) == {"bounded_by_sample": True, "participation_ratio_bound": 9.0,
+                                     "isoscore_bound": 8 / 9}
+    assert sample_bounds(2, 6)["isoscore_bound"] == 0.0

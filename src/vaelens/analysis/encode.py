@@ -1,4 +1,10 @@
-"""Encode an evaluation set once: posterior means and log-variances, and a few reconstructions."""
+"""Encode an evaluation set once (posterior means and log-variances) and draw the seeded subsets scored on it.
+
+Every subset the analysis scores is `random_subset(size, count, seed)`: the first `count` entries of
+one seeded permutation of range(size), sorted. Draws of different counts from the same size and
+seed are therefore nested (the 16 images of the reconstruction figure lie among the distortion
+images), and a recorded (size, count, seed) reproduces the subset exactly.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ class EncodedSet:
     logvar: torch.Tensor
     """Posterior log-variances, same shape."""
     indices: torch.Tensor
-    """Which images of the data set were encoded (in order)."""
+    """Which images of the data set were encoded, ascending (a seeded random draw, not the first N)."""
 
 
 def reconstruction_function(model: VAE | PosteriorEncoder, objective=None):
@@ -29,16 +35,19 @@ def reconstruction_function(model: VAE | PosteriorEncoder, objective=None):
     return lambda z: objective.likelihood.mean(model.decode(z))
 
 
+def random_subset(size: int, count: int | None, seed: int) -> torch.Tensor:
+    """Sorted positions of a seeded uniform draw of `count` of range(size) (all of them when count is None
+    or at least size). Sorted so that data sets rendered or read lazily are accessed in storage order."""
+    if count is None or count >= size:
+        return torch.arange(size)
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:count].sort().values
+
+
 @torch.no_grad()
 def encode_images(model, data, max_images: int | None, batch_size: int = 256, seed: int = 0,
                   device="cpu", progress: bool = True) -> EncodedSet:
     """Encode up to `max_images` images of `data` (a seeded random selection when there are more)."""
-    total = data.num_images
-    if max_images is not None and max_images < total:
-        generator = torch.Generator().manual_seed(seed)
-        indices = torch.randperm(total, generator=generator)[:max_images].sort().values
-    else:
-        indices = torch.arange(total)
+    indices = random_subset(data.num_images, max_images, seed)
     means, logvars = [], []
     for start in tqdm(range(0, len(indices), batch_size), desc="encode", disable=not progress, leave=False):
         images = data.images(indices[start:start + batch_size]).to(device)

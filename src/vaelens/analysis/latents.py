@@ -8,6 +8,8 @@ latent ("channel" view; see vaelens.metrics.spatial for what its information num
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from vaelens.metrics.geometry import geometry_summary
@@ -29,6 +31,15 @@ DECOMPOSITION_MAX_UNITS = 64
 above this many units only I(x; z) and KL(q(z)||p(z)) are estimated and the skip is recorded."""
 CHANNEL_VIEW_MAX_ROWS = 4096
 """(image, position) rows kept for the channel view: its estimators cost O(rows^2)."""
+SATURATION_MARGIN_NATS = 0.5
+"""An I(x; z) estimate within this of its ceiling log N is flagged as saturated (PAPER.md section 7):
+every per-sample term is <= log N, so near it the number is a floor set by N, not by the model."""
+
+
+def _saturation(information: float, num_points: int) -> dict:
+    ceiling = math.log(num_points)
+    return {"mutual_information_ceiling": ceiling,
+            "mutual_information_saturated": bool(information >= ceiling - SATURATION_MARGIN_NATS)}
 
 
 def _information(mu: torch.Tensor, logvar: torch.Tensor, seed: int, mi_samples: int) -> dict:
@@ -41,6 +52,7 @@ def _information(mu: torch.Tensor, logvar: torch.Tensor, seed: int, mi_samples: 
         for key in ("num_points", "num_samples", "log_num_points", "rate"):
             decomposition.pop(key)
         results.update(decomposition)
+        results.update(_saturation(decomposition["mutual_information"], mu.shape[0]))
         return results
     information, information_stderr = mutual_information(mu, logvar, num_samples=mi_samples, seed=seed,
                                                           return_stderr=True)
@@ -50,6 +62,7 @@ def _information(mu: torch.Tensor, logvar: torch.Tensor, seed: int, mi_samples: 
                    total_correlation_skipped=f"{mu.shape[1]} units > {DECOMPOSITION_MAX_UNITS}: total "
                                              "correlation and dimension-wise KL cost d times MI; see the "
                                              "channel view for spatial latents")
+    results.update(_saturation(information, mu.shape[0]))
     return results
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from vaelens.analysis.sample_size import check_image_count
+
 
 @dataclass
 class AnalysisOptions:
     enabled: bool = True
     """Analyse the run (a sweep task with False only trains)."""
-    images: int = 2000
-    """Test images encoded (a seeded random subset when the split has more)."""
+    images: int | str = "auto"
+    """Test images encoded (a seeded random subset when the split has more), or "auto": enough that
+    log N >= rate + 1 nat, between 2,000 and min(split, 20,000) (vaelens.analysis.sample_size)."""
     quick: bool = True
     """Smaller disentanglement estimates (fewer trees and votes)."""
     disentanglement: bool = True
@@ -20,6 +23,10 @@ class AnalysisOptions:
     """Encoded images whose reconstructions are scored (MSE, PSNR, SSIM, LPIPS, ...)."""
     seed: int = 0
     """Seed of the image subsets the analysis draws (recorded in analysis.json)."""
+    probe: bool = False
+    """Run the mechanistic probe under the run's own loss (vaelens.analysis.probe; cost in BENCHMARKS.md)."""
+    probe_images: int = 256
+    """Encoded images the probe measures (a seeded draw)."""
 
     @classmethod
     def from_mapping(cls, values: dict) -> AnalysisOptions:
@@ -32,8 +39,11 @@ class AnalysisOptions:
 
     def check(self) -> AnalysisOptions:
         """Raise a ValueError naming a nonsensical option as a sweep spec spells it; returns the options."""
-        for name in ("images", "distortion_images"):
+        check_image_count(self.images, "analysis_images")
+        for name in ("distortion_images", "probe_images"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
                 raise ValueError(f"analysis_{name} must be an integer of at least 2, got {value!r}")
+        if not isinstance(self.probe, bool):
+            raise ValueError(f"analysis_probe must be true or false, got {self.probe!r}")
         return self

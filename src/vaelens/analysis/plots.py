@@ -1,4 +1,4 @@
-"""Figures of one analysis: variance profiles, covariance spectrum, per-unit KL. PNG, written atomically."""
+"""Figures of one analysis: variance profiles, covariance spectrum, per-unit KL, probe. PNG, written atomically."""
 
 from __future__ import annotations
 
@@ -54,4 +54,23 @@ def plot_kl_per_unit(kl_per_unit, path: Path, threshold_units=None, title: str =
     axis.set_xlabel("latent unit")
     axis.set_ylabel("KL (nats)")
     axis.set_title(title or "rate per unit")
+    _save(figure, path)
+
+
+def plot_probe_profiles(curvature, predicted, actual, path: Path, title: str = "") -> None:
+    """The mechanistic probe per unit, ordered by curvature: predicted vs encoder posterior variance (left)
+    and the curvature E_x (J^T M J)_jj that sets the prediction (right)."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    units = np.arange(1, len(curvature) + 1)
+    left.plot(units, predicted, "o-", label=r"predicted $E_x\,\sigma_j^2$")
+    left.plot(units, actual, "s--", label=r"encoder $E_x\,\sigma_j^2$")
+    left.set_yscale("log")
+    left.set_xlabel("latent unit (by curvature, descending)")
+    left.set_ylabel("posterior variance")
+    left.legend(frameon=False)
+    right.semilogy(units, np.clip(np.asarray(curvature, dtype=float), 1e-12, None), "o-", color="tab:green")
+    right.set_xlabel("latent unit (by curvature, descending)")
+    right.set_ylabel(r"$E_x\,(J^T M J)_{jj}$")
+    figure.suptitle(title or "mechanistic probe (run's own loss metric)")
+    figure.tight_layout()
     _save(figure, path)

@@ -14,28 +14,34 @@ under `channel.` are the per-channel view (positions pooled as samples of a C-un
 | objective.* | the run's objective (likelihood, beta, convention, terms and weights) |
 | model.* | a pretrained model's description (e.g. diffusers AutoencoderKL) |
 | data.* | the evaluation data (name, split, count, image shape, source) |
-| num_images, log_num_images, seed | images encoded (a seeded subset when there are more), log N (ceiling of MI), seed |
+| num_images, log_num_images, seed | images encoded (a seeded random draw over the split: `encode.random_subset(data.num_images, num_images, seed)`), log N (ceiling of MI), seed |
+| sample_size.* | how num_images was chosen: rule ("fixed": the requested count, capped at the split; "auto": log N >= rate + 1 nat, see analysis.sample_size), requested; for auto also pilot_images, pilot_rate (the rate on the pilot draw), target_log_num_images (pilot_rate + 1), reason (a sentence, naming any cap: the split size or 20,000) |
 | latent_shape, latent_view | shape of one latent; "vector" for (d,), "element" for spatial latents |
 | rate, rate_per_unit | closed-form E_x KL(q(z given x), N(0, I)) in total and per unit |
 | mutual_information(_stderr) | full-data estimate of I(x; z) (<= log N) and its standard error |
+| mutual_information_ceiling, mutual_information_saturated | log of the rows the estimator saw (log N; log channel.num_rows on the channel view) and whether the estimate lies within 0.5 nats of it: then it is a floor, not an estimate, and marginal_kl (= rate - MI) is inflated |
 | marginal_kl(_stderr) | KL(q(z), p(z)) of the aggregate posterior q(z) |
 | rate_monte_carlo(_stderr) | the rate on the same samples: = mutual_information + marginal_kl |
 | total_correlation(_stderr), dimension_wise_kl(_stderr) | TC and sum_j KL(q(z_j), p(z_j)); they add up to marginal_kl |
 | mi_num_samples | draws of z per image in those estimates |
 | gaussian_mi_upper_bound | 0.5 logdet(Cov mu + E diag sigma^2) - 0.5 E sum log sigma^2 >= I |
 | active_units, active_mask, active_threshold | units with Var_x(mu_j) > threshold (0.01), their mask |
-| geometry.* | of the posterior means mu: covariance_spectrum (descending), participation_ratio, isoscore, effective_rank, condition_number (null if singular), partition_isotropy, num_points, num_dimensions |
+| geometry.* | of the posterior means mu: covariance_spectrum (descending), participation_ratio, isoscore, effective_rank, condition_number (null if singular), partition_isotropy, num_points, num_dimensions; bounded_by_sample (num_points <= num_dimensions: the spectrum has at most N - 1 non-zero eigenvalues) and then participation_ratio_bound (N - 1, also bounding effective_rank) and isoscore_bound ((N - 2) / (d - 1)) |
 | geometry_active.* | the same on the active units only |
 | posterior_variance.* | profile of s_j = E_x sigma_j^2 (descending), log_profile (E_x log sigma_j^2), normalized_entropy, coefficient_of_variation, max_min_ratio (null if infinite), participation_ratio |
 | mean_variance.* | the same statistics for the profile of Var_x(mu_j) |
 | channel.* | spatial latents only: all the latent keys above on the channel view, plus channel.num_rows |
-| distortion.* | posterior-mean reconstructions: mse (per pixel), mse_sum (per image), psnr (dB), ssim, ms_ssim, lpips_alex (where its backbone exists), training_<term> (the run's own perceptual term) |
+| distortion.* | posterior-mean reconstructions of num_images of the encoded images drawn with seed (`random_subset(num_images of the analysis, distortion.num_images, distortion.seed)` positions in the encoded set): mse (per pixel), mse_sum (per image), psnr (dB), ssim, ms_ssim, lpips_alex (where its backbone exists), training_<term> (the run's own perceptual term); distortion_skipped where the images leave [0, 1] (e.g. the gaussian source) |
+| reconstructions.* | indices: the data-set indices of the images in reconstructions.png (16 drawn like the distortion images, hence among them) |
 | run.* | for a run directory: status when analysed (finished, diverged, incomplete), checkpoint_step (the checkpoint measured), steps (what its config asks for) |
-| disentanglement.* | with ground-truth factors: mig, dci_disentanglement, dci_completeness, dci_informativeness_train/test, sap, factorvae_eval/train_accuracy, factorvae_num_active_dims; quick (true: fewer trees and votes) |
+| disentanglement.* | with ground-truth factors: mig (on all num_codes encoded codes), dci_disentanglement, dci_completeness, dci_informativeness_train/test, sap (trained on num_train codes, tested on num_test: `disentanglement_split(num_codes, split_seed)`), factorvae_eval/train_accuracy, factorvae_num_active_dims; quick (true: fewer trees and votes) |
+| probe.* | the mechanistic probe (PAPER.md section 4; analysis.probe) on num_images encoded images drawn with seed like the distortion images, under the run's own loss (loss, metric_at "reconstruction", beta, scale 1): pearson_log, spearman_log (predicted vs encoder posterior variance over image-unit pairs, log scale), profile_pearson_log (over units), median_log_ratio, iqr_log_ratio (log actual / predicted), negative_curvature_count; per unit, ordered by mean curvature (unit_order): curvature_profile (E_x (J^T M J)_jj, descending), predicted_profile, actual_profile (E_x sigma_j^2); curvature_spread (normalised entropy of the curvature profile, 1 = even), curvature_cv |
+| probe_skipped | why the probe did not run: not asked for (probe=false), no training objective, an L1 pixel loss (no curvature), beta = 0, too many latent units |
 
 Figures in `analysis/` beside analysis.json: variance_profile.png (sorted posterior-variance and
 Var(mu) profiles), covariance_spectrum.png (spectrum of Cov(mu)), kl_per_unit.png (per-unit rate
-bars, inactive units grey), reconstructions.png (images above their reconstructions).
+bars, inactive units grey), reconstructions.png (images above their reconstructions), probe.png (with
+the probe: predicted and actual posterior-variance profiles, and the curvature profile).
 """
 
 from __future__ import annotations
@@ -46,9 +52,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from vaelens.analysis.encode import encode_images, reconstruction_function
+from vaelens.analysis.encode import random_subset, reconstruction_function
 from vaelens.analysis.latents import latent_statistics
-from vaelens.analysis.plots import plot_covariance_spectrum, plot_kl_per_unit, plot_variance_profiles
+from vaelens.analysis.plots import (
+    plot_covariance_spectrum,
+    plot_kl_per_unit,
+    plot_probe_profiles,
+    plot_variance_profiles,
+)
+from vaelens.analysis.probe import run_probe
+from vaelens.analysis.sample_size import check_image_count, encode_for_analysis
 from vaelens.dotted import flatten_dotted
 from vaelens.io import atomic_write_json
 from vaelens.metrics.distortion import distortion_report
@@ -57,21 +70,28 @@ from vaelens.training.images import save_png
 
 LPIPS_NET = "alex"
 """LPIPS backbone for evaluation (PAPER.md section 5); skipped with a reason where its weights are absent."""
-ANALYSIS_STAGES = ("encode", "latent statistics", "distortion", "disentanglement")
+ANALYSIS_STAGES = ("encode", "latent statistics", "distortion", "disentanglement", "probe")
+FIGURE_IMAGES = 16
+"""Images in reconstructions.png."""
 
 
 @torch.no_grad()
-def _distortions(model, objective, data, indices, device, count: int, batch_size: int,
+def _distortions(model, objective, data, indices, device, count: int, batch_size: int, seed: int,
                  lpips_net: str | None = LPIPS_NET) -> dict:
-    """Mean distortions of posterior-mean reconstructions over `count` of the encoded images."""
+    """Mean distortions of posterior-mean reconstructions over `count` encoded images drawn with `seed`.
+
+    A seeded draw, because storage order is not random: the dSprites test split is sorted by grid
+    index, so its first images are all squares at the smallest scales."""
     reconstruct = reconstruction_function(model, objective)
     sums: dict[str, float] = {}
     notes: dict[str, str] = {}
-    seen = 0
-    chosen = indices[:count]
+    chosen = indices[random_subset(len(indices), count, seed)]
     perceptual = getattr(objective, "perceptual", None)
     for start in range(0, len(chosen), batch_size):
         images = data.images(chosen[start:start + batch_size]).to(device)
+        if float(images.min()) < 0 or float(images.max()) > 1:
+            return {"distortion_skipped": f"{data.name} images leave [0, 1] (range [{float(images.min()):.3g}, "
+                                          f"{float(images.max()):.3g}]): PSNR, SSIM and LPIPS assume [0, 1] images"}
         reconstructions = reconstruct(model.encode(images)[0]).float().clamp(0, 1)
         report = distortion_report(images, reconstructions, lpips_net=lpips_net)
         if perceptual is not None:
@@ -81,22 +101,30 @@ def _distortions(model, objective, data, indices, device, count: int, batch_size
                 notes[key] = value
             else:
                 sums[key] = sums.get(key, 0.0) + value * len(images)
-        seen += len(images)
-    return {**{f"distortion.{key}": value / seen for key, value in sums.items()},
+    return {"distortion.num_images": len(chosen), "distortion.seed": seed,
+            **{f"distortion.{key}": value / len(chosen) for key, value in sums.items()},
             **{f"distortion.{key}": value for key, value in notes.items()}}
 
 
+def disentanglement_split(num_codes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (in the encoded set) of the codes DCI and SAP train on and of those they are tested on:
+    the two halves of one seeded permutation."""
+    order = torch.randperm(num_codes, generator=torch.Generator().manual_seed(seed))
+    return order[:num_codes // 2], order[num_codes // 2:]
+
+
 def _disentanglement(model, data, encoded, device, seed: int, quick: bool) -> dict:
-    """MIG on all encoded codes; DCI and SAP trained on one half, tested on the other; FactorVAE
-    where the data can render images for any factors. A score the sample cannot support (e.g. a
-    factor that does not vary in it) is recorded as `<score>_skipped` with the reason."""
+    """MIG on all encoded codes; DCI and SAP trained on a seeded random half, tested on the other (the
+    encoded codes are in storage order, which on dSprites is sorted by factor); FactorVAE where the
+    data can render images for any factors. A score the sample cannot support (e.g. a factor that
+    does not vary in it) is recorded as `<score>_skipped` with the reason."""
     from vaelens.metrics.disentangle import dci, factorvae_score, mutual_information_gap, sap_score
 
     factors = data.factors.classes[encoded.indices]
     codes = encoded.mu.flatten(1)
-    half = len(codes) // 2
+    train, test = disentanglement_split(len(codes), seed)
     gbt = {"n_estimators": 20} if quick else None
-    split = (codes[:half], factors[:half], codes[half:], factors[half:])
+    split = (codes[train], factors[train], codes[test], factors[test])
     scores = {
         "mig": lambda: mutual_information_gap(codes, factors),
         "dci": lambda: dci(*split, gbt_params=gbt, seed=seed),
@@ -108,7 +136,8 @@ def _disentanglement(model, data, encoded, device, seed: int, quick: bool) -> di
 
         counts = {"num_train": 1000, "num_eval": 500, "num_variance_estimate": 2000} if quick else {}
         scores["factorvae"] = lambda: factorvae_score(represent, data.factors.sizes, seed=seed, **counts)
-    results = {"quick": quick}
+    results = {"quick": quick, "num_codes": len(codes), "num_train": len(train), "num_test": len(test),
+               "split_seed": seed}
     for name, compute in scores.items():
         try:
             with torch.no_grad():
@@ -118,23 +147,8 @@ def _disentanglement(model, data, encoded, device, seed: int, quick: bool) -> di
     return {f"disentanglement.{key}": value for key, value in results.items()}
 
 
-def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: int | None = 5000,
-            distortion_images: int = 512, disentanglement: bool = True, quick: bool = False, seed: int = 0,
-            device="cpu", progress: bool = True, mi_samples: int = 1) -> dict:
-    """Everything vaelens measures about a model's latents on `data`, as one flat JSON-ready dict (nats).
-
-    `model` is a vaelens VAE (then give its `objective`) or any PosteriorEncoder (e.g. a
-    DiffusersAutoencoder). Disentanglement runs where the data has ground-truth factors. The keys
-    are listed in this module's docstring.
-    """
-    if max_images is not None and max_images < 2:
-        raise ValueError(f"the latent statistics need at least 2 images, got max_images={max_images}")
-    if data.num_images < 2:
-        raise ValueError(f"{data.name} holds {data.num_images} image(s); the latent statistics need at least 2")
-    model = model.to(device).eval()
-    stages = tqdm(ANALYSIS_STAGES, desc="analyze", disable=not progress, leave=False)
-    stages.set_postfix_str(ANALYSIS_STAGES[0])
-    encoded = encode_images(model, data, max_images, seed=seed, device=device, progress=progress)
+def _header(model, data, objective, encoded, seed: int) -> dict:
+    """What was measured: images, seed, latent shape, data, and the objective (or the pretrained model)."""
     results = {"units": "nats", "num_images": len(encoded.indices), "log_num_images": math.log(len(encoded.indices)),
                "seed": seed, "latent_shape": list(encoded.mu.shape[1:]), **flatten_dotted(data.describe(), "data.")}
     if objective is not None and hasattr(objective, "describe"):
@@ -145,16 +159,46 @@ def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: 
         results["weighting_convention"] = "unknown (pretrained model)"
         if hasattr(model, "describe"):
             results.update(flatten_dotted(model.describe(), "model."))
+    figure = random_subset(len(encoded.indices), FIGURE_IMAGES, seed)
+    results["reconstructions.indices"] = encoded.indices[figure].tolist()
+    return results
+
+
+def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: int | str | None = 5000,
+            distortion_images: int = 512, disentanglement: bool = True, quick: bool = False, seed: int = 0,
+            device="cpu", progress: bool = True, mi_samples: int = 1, probe: bool = False,
+            probe_images: int = 256) -> dict:
+    """Everything vaelens measures about a model's latents on `data`, as one flat JSON-ready dict (nats).
+
+    `model` is a vaelens VAE (then give its `objective`) or any PosteriorEncoder (e.g. a
+    DiffusersAutoencoder). `max_images`: a count, None for the whole split, or "auto" (enough that
+    log N clears the rate; analysis.sample_size). Disentanglement runs where the data has
+    ground-truth factors; the mechanistic probe when `probe` (analysis.probe). The keys are listed
+    in this module's docstring.
+    """
+    if max_images is not None:
+        check_image_count(max_images, "max_images")
+    if data.num_images < 2:
+        raise ValueError(f"{data.name} holds {data.num_images} image(s); the latent statistics need at least 2")
+    model = model.to(device).eval()
+    stages = tqdm(ANALYSIS_STAGES, desc="analyze", disable=not progress, leave=False)
+    stages.set_postfix_str(ANALYSIS_STAGES[0])
+    encoded, sample_size = encode_for_analysis(model, data, max_images, seed=seed, device=device, progress=progress)
+    results = {**_header(model, data, objective, encoded, seed), **sample_size}
     stages.update()
     stages.set_postfix_str(ANALYSIS_STAGES[1])
     results.update(latent_statistics(encoded.mu, encoded.logvar, seed=seed, mi_samples=mi_samples))
     stages.update()
     stages.set_postfix_str(ANALYSIS_STAGES[2])
-    results.update(_distortions(model, objective, data, encoded.indices, device, distortion_images, 128))
+    results.update(_distortions(model, objective, data, encoded.indices, device, distortion_images, 128, seed))
     stages.update()
     if disentanglement and data.factors is not None:
         stages.set_postfix_str(ANALYSIS_STAGES[3])
         results.update(_disentanglement(model, data, encoded, device, seed, quick))
+    stages.update()
+    stages.set_postfix_str(ANALYSIS_STAGES[4])
+    results.update(run_probe(model, objective, data, encoded.indices, probe_images, seed, device) if probe
+                   else {"probe_skipped": "not requested (analysis option probe=false)"})
     stages.update()
     stages.close()
     return results
@@ -170,10 +214,16 @@ def write_analysis(results: dict, folder: Path, model=None, objective=None, data
     if "geometry.covariance_spectrum" in results:
         plot_covariance_spectrum(results["geometry.covariance_spectrum"], plots / "covariance_spectrum.png")
     plot_kl_per_unit(results["rate_per_unit"], plots / "kl_per_unit.png", results.get("active_mask"))
+    if "probe.curvature_profile" in results:
+        plot_probe_profiles(results["probe.curvature_profile"], results["probe.predicted_profile"],
+                            results["probe.actual_profile"], plots / "probe.png")
     if model is not None and data is not None:
         with torch.no_grad():
             device = next(model.parameters()).device
-            images = data.images(torch.arange(min(16, data.num_images))).to(device)
+            chosen = results.get("reconstructions.indices")
+            if chosen is None:  # results of an older analysis: draw the same way over the whole split
+                chosen = random_subset(data.num_images, FIGURE_IMAGES, results.get("seed", 0))
+            images = data.images(chosen).to(device)
             reconstruct = reconstruction_function(model, objective)
             reconstructions = reconstruct(model.encode(images)[0]).float().clamp(0, 1)
             save_png(torch.cat([images, reconstructions]), plots / "reconstructions.png", rows_of=len(images))

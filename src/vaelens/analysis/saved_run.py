@@ -40,7 +40,8 @@ def analyze_run(run_dir, options: AnalysisOptions | None = None, *, data_config=
     data = load_dataset(data_config or loaded.config.data, split="test")
     results = analyze(loaded.model, data, objective=loaded.objective, max_images=options.images,
                       distortion_images=options.distortion_images, disentanglement=options.disentanglement,
-                      quick=options.quick, seed=options.seed, device=resolve_device(device), progress=progress)
+                      quick=options.quick, seed=options.seed, device=resolve_device(device), progress=progress,
+                      probe=options.probe, probe_images=options.probe_images)
     results.update({"run.status": status, "run.checkpoint_step": loaded.step, "run.steps": loaded.config.train.steps})
     path = write_analysis(results, Path(out) if out is not None else directory.path, loaded.model, loaded.objective,
                           data)

@@ -22,11 +22,12 @@ def _data_config(spec: str, image_size: int, base=None):
 
 
 def analyze_target(run_dir=None, *, model_spec: str | None = None, data_spec: str | None = None,
-                   image_size: int | None = None, out=None, max_images: int | None = 5000, quick: bool = False,
+                   image_size: int | None = None, out=None, max_images: int | str | None = 5000, quick: bool = False,
                    device: str = "auto", progress: bool = True, allow_diverged: bool = False,
-                   disentanglement: bool = True) -> tuple[Path, dict]:
+                   disentanglement: bool = True, probe: bool = False) -> tuple[Path, dict]:
     """Analyse a run directory (through `analyze_run`, as sweeps do), or a pretrained model given as
-    diffusers:PATH on data NAME[:PATH]."""
+    diffusers:PATH on data NAME[:PATH]. `max_images` may be "auto"; `probe` runs the mechanistic probe
+    (a pretrained model has no training objective, so there it is recorded as skipped)."""
     if (run_dir is None) == (model_spec is None):
         raise ValueError("give either a run directory or --model diffusers:PATH (not both)")
     if run_dir is not None:
@@ -34,15 +35,15 @@ def analyze_target(run_dir=None, *, model_spec: str | None = None, data_spec: st
         if data_spec:
             base = RunDirectory(run_dir).read_config().data
             data_config = _data_config(data_spec, image_size or base.image_size, base)
-        options = AnalysisOptions(images=max_images, quick=quick, disentanglement=disentanglement)
+        options = AnalysisOptions(images=max_images, quick=quick, disentanglement=disentanglement, probe=probe)
         return analyze_run(run_dir, options, data_config=data_config, out=out, device=device, progress=progress,
                            allow_diverged=allow_diverged)
     return _analyze_pretrained(model_spec, data_spec, image_size, out, max_images, quick, resolve_device(device),
-                               progress, disentanglement)
+                               progress, disentanglement, probe)
 
 
 def _analyze_pretrained(model_spec: str, data_spec: str | None, image_size: int | None, out, max_images, quick: bool,
-                        device, progress: bool, disentanglement: bool) -> tuple[Path, dict]:
+                        device, progress: bool, disentanglement: bool, probe: bool) -> tuple[Path, dict]:
     """A diffusers AutoencoderKL on every image of the given data (none of it was its training split)."""
     from vaelens.data import load_dataset
     from vaelens.pretrained import load_diffusers_autoencoder
@@ -61,5 +62,5 @@ def _analyze_pretrained(model_spec: str, data_spec: str | None, image_size: int 
     data_config.test_fraction, data_config.grayscale = 0.0, model.image_shape[0] == 1
     data = load_dataset(data_config, split="test")
     results = analyze(model, data, objective=None, max_images=max_images, quick=quick, device=device,
-                      progress=progress, disentanglement=disentanglement)
+                      progress=progress, disentanglement=disentanglement, probe=probe)
     return write_analysis(results, Path(out), model, None, data), results

@@ -203,9 +203,10 @@ class VAEObjective(nn.Module):
             description["pixel_term"] = "|x - x_hat| (latent-diffusion)"
         for term in self.terms:
             description.update(term.description)
-            description[f"{term.name}_weight"] = float(self.weight_of(term))
+            key = term.weight_key or f"{term.name}_weight"
+            description[key] = float(self.weight_of(term))
             if term.calibrated:
-                description[f"{term.name}_weight_rule"] = "auto: " + RULE
+                description[f"{key}_rule"] = "auto: " + RULE
         if self.convention == "convex":
             description["neural_fraction"] = self.neural_fraction
         if self.adversarial is not None:

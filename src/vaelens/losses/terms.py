@@ -38,6 +38,8 @@ class WeightedTerm:
     """What a reader needs to know about it (network, backbone, ...)."""
     source: object = None
     """The object computing the distance (e.g. the PerceptualTerm), for callers that need its name."""
+    weight_key: str = ""
+    """The LossConfig field holding the weight (perceptual_weight, ssim_weight): its name in descriptions."""
 
     @property
     def calibrated(self) -> bool:
@@ -55,13 +57,14 @@ def structural_distance(kind: str):
 def perceptual_term(perceptual, weight: float | str) -> WeightedTerm:
     """A perceptual distance (LPIPS or a feature network; losses/perceptual.py) as a weighted term."""
     return WeightedTerm("perceptual", "perceptual", perceptual, weight if weight == AUTO else float(weight),
-                        mixed=True, autocast=True, description=perceptual.describe(), source=perceptual)
+                        mixed=True, autocast=True, description=perceptual.describe(), source=perceptual,
+                        weight_key="perceptual_weight")
 
 
 def structural_term(kind: str, weight: float) -> WeightedTerm:
     """1 - SSIM per image (added outside the convex mix, with its own weight, in every convention)."""
     return WeightedTerm("structural", "structural", structural_distance(kind), float(weight), mixed=False,
-                        description={"structural": f"1 - {kind}"})
+                        description={"structural": f"1 - {kind}"}, weight_key="ssim_weight")
 
 
 def _build_perceptual(config, image_shape, device) -> WeightedTerm | None:

@@ -20,7 +20,7 @@ _MODULES = {
     ),
     "vaelens.metrics.geometry": (
         "condition_number", "covariance_spectrum", "effective_rank", "geometry_summary", "isoscore",
-        "participation_ratio", "partition_isotropy",
+        "participation_ratio", "partition_isotropy", "sample_bounds",
     ),
     "vaelens.metrics.variance": (
         "VarianceProfile", "mean_variance_profile", "posterior_variance_profile", "profile_uniformity",

@@ -26,6 +26,7 @@ __all__ = [
     "condition_number",
     "partition_isotropy",
     "geometry_summary",
+    "sample_bounds",
 ]
 
 
@@ -136,7 +137,8 @@ def geometry_summary(points, *, center_partition: bool = False) -> dict:
 
     Keys: covariance_spectrum (list, descending), participation_ratio, isoscore (None when n < 2),
     effective_rank, condition_number (None when the covariance is singular, since strict JSON has
-    no infinity), partition_isotropy, num_points, num_dimensions.
+    no infinity), partition_isotropy, num_points, num_dimensions, bounded_by_sample, and when that
+    is true participation_ratio_bound and isoscore_bound (`sample_bounds`).
     """
     points = _validated_points(points)
     eigenvalues = _spectrum(points)
@@ -150,4 +152,19 @@ def geometry_summary(points, *, center_partition: bool = False) -> dict:
         "partition_isotropy": partition_isotropy(points, center=center_partition),
         "num_points": points.shape[0],
         "num_dimensions": points.shape[1],
+        **sample_bounds(*points.shape),
     }
+
+
+def sample_bounds(num_points: int, num_dimensions: int) -> dict:
+    """What the sample size alone caps: N centred points span at most N - 1 dimensions, so with
+    N <= n the covariance has at most N - 1 non-zero eigenvalues, PR <= N - 1 (as is the effective
+    rank) and IsoScore = (PR - 1) / (n - 1) <= (N - 2) / (n - 1), however isotropic the population.
+
+    Returns bounded_by_sample, and when it is true the two bounds (then n >= N >= 2).
+    """
+    if num_points > num_dimensions:
+        return {"bounded_by_sample": False}
+    rank = num_points - 1
+    return {"bounded_by_sample": True, "participation_ratio_bound": float(rank),
+            "isoscore_bound": (rank - 1) / (num_dimensions - 1)}

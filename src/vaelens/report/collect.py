@@ -161,10 +161,14 @@ def load_sweep(sweep_dir: str | Path) -> list[RunRecord]:
     return records
 
 
+NOT_DISTORTIONS = ("distortion.mse_sum", "distortion.num_images", "distortion.seed")
+"""distortion.* keys that are not a distortion metric: a per-image sum duplicating mse, and what was scored."""
+
+
 def distortion_keys(records: list[RunRecord]) -> list[str]:
     """Numeric distortion keys present in at least one usable run, known ones first."""
     present = {key for record in records if record.usable for key, value in record.analysis.items()
-               if key.startswith("distortion.") and isinstance(value, (int, float)) and key != "distortion.mse_sum"}
+               if key.startswith("distortion.") and isinstance(value, (int, float)) and key not in NOT_DISTORTIONS}
     known = [key for key in DISTORTION_METRICS if key in present]
     return known + sorted(present - set(known))
 

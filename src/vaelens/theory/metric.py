@@ -43,7 +43,8 @@ def _check_chunk_size(chunk_size) -> int:
     return chunk_size
 
 
-def _per_image_loss(loss_fn, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+def per_image_loss(loss_fn, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """loss_fn(x, x_hat), checked to be the per-image losses (B,): the metrics are per image."""
     loss = loss_fn(x, x_hat)
     if not isinstance(loss, torch.Tensor) or loss.shape != (x.shape[0],):
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
@@ -70,7 +71,7 @@ def metric_vector_product(loss_fn, x: torch.Tensor, v: torch.Tensor,
                          f"got {tuple(point.shape)}")
     with torch.enable_grad():
         point = point.detach().clone().requires_grad_(True)
-        loss = _per_image_loss(loss_fn, x.detach(), point).sum()
+        loss = per_image_loss(loss_fn, x.detach(), point).sum()
         (gradient,) = torch.autograd.grad(loss, point, create_graph=True)
         if not gradient.requires_grad:
             # The loss is linear (or constant) in x_hat: no curvature anywhere.
