@@ -27,6 +27,7 @@ from vaelens.report.pairing import curve_runs
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+.scroll { overflow-x: auto; } table.claims { font-size: 0.78em; } table.claims td:last-child { min-width: 14em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f2f2f2; }
 .supported { background: #d8f5d0; } .contradicted { background: #f8d4d4; } .inconclusive { background: #f4f4f4; }
@@ -204,13 +205,16 @@ def _run_label(record: RunRecord) -> str:
             f"| {record.run_id}")
 
 
-def _table(header: list[str], rows: list[list], row_classes: list[str] | None = None) -> str:
+def _table(header: list[str], rows: list[list], row_classes: list[str] | None = None, css_class: str = "") -> str:
+    """An HTML table in a horizontally scrolling box (a wide table never widens the page)."""
     head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
     body = []
     for index, row in enumerate(rows):
         css = f' class="{row_classes[index]}"' if row_classes else ""
         body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table_class = f' class="{css_class}"' if css_class else ""
+    return (f"<div class='scroll'><table{table_class}><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _number(value) -> str:
@@ -254,14 +258,14 @@ def claims_html(payload: dict) -> str:
     if not rows:
         return intro + ("<p>No claim could be tested: the sweep has no neural-loss run with a matching pointwise "
                         "run.</p>")
-    table = _table(["claim", "comparison", "metric", "units", "dataset", "convention", "vs pointwise",
+    table = _table(["claim", "comparison", "metric (units)", "dataset", "convention (vs pointwise)",
                     "neural family", "effect", "95% CI (raw)", "p", "p (Holm)", "seeds", "compared over", "verdict",
                     "why"],
-                   [[r["claim"], r["comparison"], r["metric"], r["metric_units"], r["dataset"], r["convention"],
-                     r["baseline_convention"], r["neural_family"], _number(r["effect"]),
+                   [[r["claim"], r["comparison"], f"{r['metric']} ({r['metric_units']})", r["dataset"],
+                     f"{r['convention']} (vs {r['baseline_convention']})", r["neural_family"], _number(r["effect"]),
                      f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]", _p(r["p_value"]), _p(r["p_holm"]),
                      r["n_pairs"], _overlap(r), r["verdict"], r["verdict_reason"]]
-                    for r in rows], [r["verdict"] for r in rows])
+                    for r in rows], [r["verdict"] for r in rows], css_class="claims")
     return intro + table
 
 
