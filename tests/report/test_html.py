@@ -287,9 +287,13 @@ def _claims_column(browser, name: str) -> list | None:
     """[text, row height] of one column (by header) of the claims table, as the browser lays it out."""
     return browser.execute_script("""
         const heading = Array.from(document.querySelectorAll('h2')).find(h => h.textContent === 'Claims');
-        let table = heading.nextElementSibling;
-        while (table && table.tagName !== 'TABLE' && table.tagName !== 'H2') table = table.nextElementSibling;
-        if (!table || table.tagName !== 'TABLE') return null;
+        // The first table after the heading (tables sit in a scrolling box), before the next section.
+        let node = heading.nextElementSibling, table = null;
+        while (node && node.tagName !== 'H2' && !table) {
+            table = node.tagName === 'TABLE' ? node : node.querySelector('table');
+            node = node.nextElementSibling;
+        }
+        if (!table) return null;
         const column = Array.from(table.tHead.rows[0].cells, cell => cell.textContent).indexOf(arguments[0]);
         return Array.from(table.tBodies[0].rows, row => [row.cells[column].textContent,
                                                          row.getBoundingClientRect().height]);""", name)
