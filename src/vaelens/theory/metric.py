@@ -70,15 +70,21 @@ def metric_vector_product(loss_fn, x: torch.Tensor, v: torch.Tensor,
         raise ValueError(f"x_hat must have the shape of x {tuple(x.shape)}, "
                          f"got {tuple(point.shape)}")
     with torch.enable_grad():
-        point = point.detach().clone().requires_grad_(True)
-        loss = per_image_loss(loss_fn, x.detach(), point).sum()
-        (gradient,) = torch.autograd.grad(loss, point, create_graph=True)
-        if not gradient.requires_grad:
-            # The loss is linear (or constant) in x_hat: no curvature anywhere.
+        point, gradient = gradient_graph(loss_fn, x, point)
+        if gradient is None:
             return torch.zeros_like(v)
         (hessian_v,) = torch.autograd.grad(gradient, point, grad_outputs=v.to(point.dtype),
                                            allow_unused=True)
     return torch.zeros_like(v) if hessian_v is None else 0.5 * hessian_v.detach()
+
+
+def gradient_graph(loss_fn, x: torch.Tensor, point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(x̂ as a leaf, the gradient of sum_b loss_fn(x, x̂) at `point` with its graph kept for Hessian-vector
+    products), or (x̂, None) when the loss is linear in x̂ and has no curvature. Call under enable_grad."""
+    point = point.detach().clone().requires_grad_(True)
+    loss = per_image_loss(loss_fn, x.detach(), point).sum()
+    (gradient,) = torch.autograd.grad(loss, point, create_graph=True)
+    return point, (gradient if gradient.requires_grad else None)
 
 
 def mean_metric_vector_product(loss_fn, xs: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

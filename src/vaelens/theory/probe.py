@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from vaelens.theory.metric import per_image_loss
+from vaelens.theory.metric import gradient_graph
 
 METRIC_POINTS = ("data", "reconstruction")
 
@@ -138,11 +138,8 @@ def _loss_metric_products(loss_fn, x: torch.Tensor, columns: torch.Tensor, point
     gradient graph is built once and the U Hessian-vector products reuse it (one backward each: a
     batched backward, is_grads_batched, measured slower on a CPU)."""
     with torch.enable_grad():
-        point = point.detach().clone().requires_grad_(True)
-        loss = per_image_loss(loss_fn, x.detach(), point).sum()
-        (gradient,) = torch.autograd.grad(loss, point, create_graph=True)
-        if not gradient.requires_grad:
-            # The loss is linear (or constant) in x_hat: no curvature anywhere.
+        point, gradient = gradient_graph(loss_fn, x, point)
+        if gradient is None:  # the loss is linear (or constant) in x_hat: no curvature anywhere
             return torch.zeros_like(columns)
         products = [torch.autograd.grad(gradient, point, grad_outputs=column.to(point.dtype), retain_graph=True,
                                         allow_unused=True)[0] for column in columns]
