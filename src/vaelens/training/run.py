@@ -19,6 +19,7 @@ from vaelens.errors import VaelensError
 from vaelens.losses.calibration import calibration_images
 from vaelens.models import VAE
 from vaelens.training.checkpoint import restore
+from vaelens.training.convergence import convergence
 from vaelens.training.images import save_image_grids
 from vaelens.training.rundir import GoodCheckpoint, RunDirectory, logger
 from vaelens.training.setup import RunParts, build_parts, dry_run
@@ -179,6 +180,7 @@ class TrainingRun:
                         "weighting_convention": self.context["objective"]["convention"], **self.context,
                         "images_per_s": images_per_s, "train_seconds_this_session": seconds,
                         "eval": {**evaluate(self.model, self.objective, eval_images, generator), **eval_subset}}
+        self.summary["convergence"] = convergence(self.directory.read_metrics(), settings.steps)
         if self.objective.calibrations:
             self.summary["calibration"] = {name: result.describe()
                                            for name, result in self.objective.calibrations.items()}

@@ -1,0 +1,34 @@
+"""The convergence figure: relative improvement of the logged objective over the last 20% of steps."""
+
+import pytest
+
+from vaelens.training.convergence import convergence
+
+
+def _records(losses: list[float], steps: int) -> list[dict]:
+    every = steps // len(losses)
+    return [{"step": every * (index + 1), "loss": loss} for index, loss in enumerate(losses)]
+
+
+def test_a_plateau_and_a_still_falling_curve():
+    flat = convergence(_records([50 + 50 * 0.5 ** (i / 5) for i in range(100)], 1000), 1000)
+    assert flat["converged"] is True and 0 <= flat["relative_improvement"] < 0.02
+    falling = convergence(_records([100 - 0.2 * i for i in range(100)], 1000), 1000)
+    # Linear: records 76-85 (steps 760-850) average 100 - 0.2 * 79.5, records 91-100 three less.
+    assert falling["converged"] is False
+    assert falling["relative_improvement"] == pytest.approx(3.0 / (100 - 0.2 * 79.5), rel=1e-9)
+    assert falling["records_at_80_percent"] == 10 and falling["records_at_end"] == 10
+
+
+def test_too_few_records_say_what_to_change():
+    figure = convergence([{"step": 1000, "loss": 1.0}], 1000)
+    assert figure["converged"] is None and "train.log_every" in figure["reason"]
+
+
+def test_a_finished_run_records_it(tmp_path, tiny_config):
+    from vaelens import train
+
+    tiny_config.train.steps, tiny_config.train.log_every = 40, 2
+    figure = train(tiny_config, tmp_path / "run").summary["convergence"]
+    assert figure["records_at_80_percent"] == 2 and figure["records_at_end"] == 2  # steps 32, 34 and 38, 40
+    assert isinstance(figure["converged"], bool)
