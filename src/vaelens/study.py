@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaelens.io import atomic_write_json, read_json
+from vaelens.losses.families import split_convention_label
 
 FAMILIES = ("pointwise", "+perceptual", "+adversarial", "+both")
 
@@ -23,8 +24,8 @@ class StudyScale:
 
     steps: int
     """Training steps per run."""
-    subset: int | None
-    """Training images (None: the whole data set)."""
+    subset: int | None | dict
+    """Training images (None: the whole data set), or data set -> that."""
     betas: tuple[float, ...]
     """The beta grid."""
     seeds: tuple[int, ...]
@@ -46,6 +47,22 @@ class StudyScale:
     disentanglement: bool = True
     """Score disentanglement in each analysis (the claims do not use it, and FactorVAE's votes render
     ~10^5 dSprites per run, more than a CPU-sized study can spend)."""
+    model: str | None = None
+    """Model architecture (vaelens.models registry name); None: the preset's (conv64)."""
+    latent_dim: int | None = None
+    """Latent units; None: the preset's."""
+    lr: float | None = None
+    """Adam learning rate; None: the preset's."""
+    natural_image_size: int = 64
+    """Side of the natural photo patches (64 or 32; dSprites is always 64)."""
+    log_records: int = 20
+    """metrics.jsonl records per run. The convergence figure compares window means of the records near
+    80% and near 100% of the steps, so more records make it less noisy."""
+    variants: dict | None = None
+    """Data set -> the (convention, family) pairs studied, a cut of every pair; None: every pair.
+    Conventions: those of DATASETS, plus "additive+learned-sigma" (the SD-style learned-sigma Gaussian)."""
+    probe_images: int | None = None
+    """Images each analysis runs the mechanistic probe on; None: no probe."""
 
 
 SCALES = {
@@ -57,6 +74,32 @@ SCALES = {
     "quick": StudyScale(steps=160, subset=1024, betas=(1.0, 4.0), seeds=(0, 1, 2), channels=8, hidden_dim=32,
                         batch_size=32, analysis_images=256, disc_channels=16, disc_layers=2,
                         distortion_images=128, disentanglement=False),
+    # The study a 2-core CPU can converge in about 1.5 hours (wall time and what it found: STUDY.md). Cuts,
+    # each because its cost per run is the largest and the setting it drops is the least informative:
+    # - MLP models (256 hidden, 10 latents), not conv64: conv64 on dSprites is still collapsed after a CPU
+    #   minute (vaelens.demo); batches of 32, so that the budget buys 1,200 Adam steps (lr 1e-3);
+    # - natural patches at 32 x 32 (a quarter of the feature network's and discriminator's work; all 3,038
+    #   training patches), dSprites on a 20,000-image subset;
+    # - dSprites: no adversarial families (a PatchGAN step on 64 x 64 costs about 4x a pointwise one there,
+    #   and binary sprites are not the photographs an adversarial term was made for); the natural set has
+    #   every family under the additive convention;
+    # - the calibrated convex mix, ldm and the learned-sigma Gaussian with +perceptual only (the term each
+    #   convention is about);
+    # - 2,048 analysis images (the probe on 16): I(x; z) estimates at rates near log 2048 = 7.6 nats are
+    #   flagged saturated and withheld from verdicts rather than bought with O(N^2) estimators (log N grows
+    #   by 1 nat per 2.7x images; the rates of the low betas are tens of nats, out of reach of any N).
+    "standard": StudyScale(steps=1200, subset={"dsprites": 20_000, "natural": None}, betas=(0.5, 2.0, 8.0, 32.0),
+                           seeds=(0, 1, 2, 3, 4), channels=16, hidden_dim=256, batch_size=32, analysis_images=2048,
+                           disc_channels=16, disc_layers=2, distortion_images=256, disentanglement=False,
+                           model="mlp", latent_dim=10, lr=1e-3, natural_image_size=32, log_records=80,
+                           probe_images=16,
+                           variants={"dsprites": (("additive", "pointwise"), ("additive", "+perceptual"),
+                                                  ("convex", "+perceptual")),
+                                     "natural": (("additive", "pointwise"), ("additive", "+perceptual"),
+                                                 ("additive", "+adversarial"), ("additive", "+both"),
+                                                 ("convex", "+perceptual"), ("ldm", "pointwise"),
+                                                 ("ldm", "+perceptual"), ("additive+learned-sigma", "pointwise"),
+                                                 ("additive+learned-sigma", "+perceptual"))}),
     # For a GPU: the presets' architectures and step counts, a five-point beta grid.
     "full": StudyScale(steps=20000, subset=None, betas=(0.25, 0.5, 1.0, 2.0, 4.0), seeds=(0, 1, 2), channels=32,
                        hidden_dim=256, batch_size=64, analysis_images=5000, disc_channels=64, disc_layers=3),
@@ -81,28 +124,50 @@ DISC_WEIGHT = 0.5
 """disc_weight of adversarial runs (times the adaptive weight, as in latent diffusion)."""
 
 
-def loss_variants(dataset: str, families=FAMILIES, perceptual: str | None = None) -> dict[str, list]:
-    """The zipped loss axis of one data set: every (family, convention) with a neural term, plus the
-    pointwise baselines (additive; ldm's own |x - x̂| baseline where ldm is studied). The convex mix
-    has no pointwise-only form, its baseline is the additive pointwise run."""
-    settings = DATASETS[dataset]
-    perceptual = perceptual or f"features:{settings['features']}"
+def study_pairs(dataset: str, families=FAMILIES, cut: dict | None = None) -> list[tuple[str, str]]:
+    """The (convention label, family) pairs of one data set: every convention x family with the convex
+    convention's pointwise form left out (its a = 0 end is the additive pointwise run, its baseline), in
+    that order; `cut` (a scale's `variants`) keeps only the pairs it lists for this data set."""
     unknown = set(families) - set(FAMILIES)
     if unknown or "pointwise" not in families:
         raise ValueError(f"families must include 'pointwise' and come from {', '.join(FAMILIES)}; got {families}")
+    conventions = DATASETS[dataset]["conventions"]
+    if cut is not None:
+        conventions = tuple(dict.fromkeys(conventions + tuple(convention for convention, _ in cut.get(dataset, ()))))
+    pairs = [(convention, family) for convention in conventions for family in families
+             if not (family == "pointwise" and convention == "convex")]
+    if cut is None:
+        return pairs
+    from vaelens.report.pairing import baseline_convention
+
+    kept = [pair for pair in pairs if pair in set(map(tuple, cut.get(dataset, ())))]
+    baselines = {convention for convention, family in kept if family == "pointwise"}
+    orphans = [pair for pair in kept if baseline_convention(pair[0]) not in baselines]
+    if orphans:
+        raise ValueError(f"{dataset}: the cut keeps {orphans} without their pointwise baseline")
+    return kept
+
+
+def loss_variants(dataset: str, families=FAMILIES, perceptual: str | None = None, cut: dict | None = None
+                  ) -> dict[str, list]:
+    """The zipped loss axis of one data set (`study_pairs`): every (convention, family) with a neural term,
+    plus the pointwise baselines (additive; ldm's own |x - x̂| baseline where ldm is studied; the learned-sigma
+    Gaussian's own where it is studied). The convex mix has no pointwise-only form, its baseline is the
+    additive pointwise run."""
+    settings = DATASETS[dataset]
+    perceptual = perceptual or f"features:{settings['features']}"
     axis: dict[str, list] = {"loss.convention": [], "loss.perceptual": [], "loss.perceptual_weight": [],
                              "loss.disc_weight": [], "loss.likelihood": []}
     base_likelihood = "bernoulli" if dataset == "dsprites" else "gaussian"
-    for convention in settings["conventions"]:
-        for family in families:
-            if family == "pointwise" and convention == "convex":
-                continue
-            axis["loss.convention"].append(convention)
-            axis["loss.perceptual"].append(perceptual if family in ("+perceptual", "+both") else None)
-            axis["loss.perceptual_weight"].append(LDM_PERCEPTUAL_WEIGHT if convention == "ldm"
-                                                  else settings["perceptual_weight"])
-            axis["loss.disc_weight"].append(DISC_WEIGHT if family in ("+adversarial", "+both") else 0.0)
-            axis["loss.likelihood"].append("laplace" if convention == "ldm" else base_likelihood)
+    for label, family in study_pairs(dataset, families, cut):
+        convention, learned_sigma = split_convention_label(label)
+        axis["loss.convention"].append(convention)
+        axis["loss.perceptual"].append(perceptual if family in ("+perceptual", "+both") else None)
+        axis["loss.perceptual_weight"].append(LDM_PERCEPTUAL_WEIGHT if convention == "ldm"
+                                              else settings["perceptual_weight"])
+        axis["loss.disc_weight"].append(DISC_WEIGHT if family in ("+adversarial", "+both") else 0.0)
+        axis["loss.likelihood"].append("laplace" if convention == "ldm" else
+                                       "gaussian_learned" if learned_sigma else base_likelihood)
     return axis
 
 
@@ -111,18 +176,25 @@ def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: s
     if dataset not in DATASETS:
         raise ValueError(f"unknown study data set '{dataset}'; available: {', '.join(DATASETS)}")
     settings = DATASETS[dataset]
-    overrides = {"data.subset": scale.subset, "model.channels": scale.channels,
+    subset = scale.subset.get(dataset) if isinstance(scale.subset, dict) else scale.subset
+    overrides = {"data.subset": subset, "model.channels": scale.channels,
                  "model.hidden_dim": scale.hidden_dim, "train.steps": scale.steps,
                  "train.batch_size": scale.batch_size, "train.checkpoint_every": max(1, scale.steps // 4),
-                 "train.log_every": max(1, scale.steps // 20),
+                 "train.log_every": max(1, scale.steps // scale.log_records),
                  "loss.disc_channels": scale.disc_channels, "loss.disc_layers": scale.disc_layers,
                  "loss.disc_start": scale.steps // 4}
+    optional = {"model.name": scale.model, "model.latent_dim": scale.latent_dim, "train.lr": scale.lr}
+    overrides.update({key: value for key, value in optional.items() if value is not None})
+    if dataset == "natural" and scale.natural_image_size != 64:
+        overrides["data.image_size"] = scale.natural_image_size
     return {"name": f"study-{dataset}", "preset": settings["preset"], "overrides": overrides,
             "grid": {"loss.beta": list(scale.betas), "train.seed": list(scale.seeds)},
-            "zip": [loss_variants(dataset, families, perceptual)],
+            "zip": [loss_variants(dataset, families, perceptual, scale.variants)],
             "analyze": True, "analysis_images": scale.analysis_images, "analysis_quick": True,
-            "analysis": {"distortion_images": min(scale.distortion_images, scale.analysis_images),
-                         "disentanglement": scale.disentanglement}}
+            "analysis": {"distortion_images": scale.distortion_images if scale.analysis_images == "auto"
+                         else min(scale.distortion_images, scale.analysis_images),
+                         "disentanglement": scale.disentanglement,
+                         **({"probe": True, "probe_images": scale.probe_images} if scale.probe_images else {})}}
 
 
 def study_specs(scale_name: str, datasets=tuple(DATASETS), families=FAMILIES) -> dict[str, dict]:

@@ -42,3 +42,22 @@ def loss_family(config) -> str:
 def family_order(family: str) -> int:
     """Sort key placing known families in display order and combinations after them."""
     return FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+
+
+LEARNED_SIGMA_SUFFIX = "+learned-sigma"
+"""Appended to the convention's name for a learned-sigma Gaussian pixel term: its learned sigma rescales the
+pixel term against the rate and every other term during training (the normalisation PAPER.md section 1
+names), so such runs are a weighting setting of their own and are compared only with each other."""
+
+
+def convention_label(convention: str, likelihood: str | None) -> str:
+    """The weighting setting a run is grouped and paired under: its convention, plus LEARNED_SIGMA_SUFFIX
+    when the pixel likelihood is gaussian_learned."""
+    return convention + LEARNED_SIGMA_SUFFIX if likelihood == "gaussian_learned" else convention
+
+
+def split_convention_label(label: str) -> tuple[str, bool]:
+    """(loss.convention, learned sigma?) of a convention label."""
+    if label.endswith(LEARNED_SIGMA_SUFFIX):
+        return label[: -len(LEARNED_SIGMA_SUFFIX)], True
+    return label, False

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaelens.io import atomic_write_text, read_json
-from vaelens.losses.families import FAMILIES, loss_family
+from vaelens.losses.families import FAMILIES, convention_label, loss_family
 from vaelens.training.rundir import RunDirectory
 
 LOSS_FAMILIES = FAMILIES
@@ -89,7 +89,10 @@ class RunRecord:
 
     @property
     def convention(self) -> str:
-        return self.summary.get("weighting_convention") or self.setting("loss.convention", "unknown")
+        """The weighting setting (vaelens.losses.families.convention_label): the convention, marked when the
+        pixel term's sigma is learned."""
+        convention = self.summary.get("weighting_convention") or self.setting("loss.convention", "unknown")
+        return convention_label(convention, self.setting("loss.likelihood"))
 
     @property
     def beta(self) -> float | None:

@@ -38,7 +38,7 @@ summary { cursor: pointer; margin: 0.4em 0; }
 
 
 SECTION_TITLES = ("Rate-distortion", "Information vs beta", "Isotropy and uniformity vs beta", "Matched rate",
-                  "Posterior-variance profiles", "Covariance spectra of mu", "Mechanism", "Reconstructions",
+                  "Posterior-variance profiles", "Covariance spectra of mu", "Mechanism", "Training", "Reconstructions",
                   "Latent traversals")
 PROBE_STATISTICS = ("pearson_log", "spearman_log", "profile_pearson_log", "median_log_ratio", "curvature_spread",
                     "curvature_cv")
@@ -137,6 +137,43 @@ def mechanism_section(records: list[RunRecord]) -> Section:
     return section
 
 
+def training_section(records: list[RunRecord]) -> Section:
+    """Did the runs reach their plateau? Per loss setting, how many runs meet the convergence rule
+    (summary.json `convergence`), and the loss curves of one seed per beta and setting."""
+    from vaelens.training.rundir import RunDirectory
+
+    section = Section("Training")
+    usable = [record for record in records if record.usable]
+    judged = [record for record in usable if (record.summary.get("convergence") or {}).get("converged") is not None]
+    if not judged:
+        section.notes.append("no run records a convergence figure (runs trained before vaelens recorded it, or "
+                             "with fewer than 20 log records)")
+    else:
+        rule = judged[0].summary["convergence"]["rule"]
+        groups: dict[tuple, list[RunRecord]] = {}
+        for record in judged:
+            groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(record)
+        rows = []
+        for (dataset, family, convention), runs in sorted(groups.items(), key=lambda item: (
+                item[0][0], family_order(item[0][1]), item[0][1], item[0][2])):
+            improvements = sorted(run.summary["convergence"]["relative_improvement"] for run in runs)
+            converged = sum(bool(run.summary["convergence"]["converged"]) for run in runs)
+            rows.append([dataset, family, convention, f"{converged} / {len(runs)}",
+                         f"{improvements[len(improvements) // 2]:+.2%}", f"{improvements[-1]:+.2%}"])
+        section.tables.append(f"<p>Convergence: {html.escape(rule)}. {sum(int(r[3].split(' / ')[0]) for r in rows)} "
+                              f"of {len(judged)} runs converged.</p>"
+                              + _table(["dataset", "family", "convention", "converged", "median improvement",
+                                        "largest improvement"], rows))
+    metrics = {record.run_id: RunDirectory(record.run_dir).read_metrics() for record in usable}
+    for dataset in plots.datasets(records):
+        image = plots.loss_curves_figure(records, dataset, metrics)
+        if image is not None:
+            section.figures.append(Figure(dataset, image, "logged training objective (one batch per record) of the "
+                                          "lowest seed at every beta; shaded: the last 20% of the steps, over "
+                                          "which the convergence rule is judged"))
+    return section
+
+
 def _mean_sd(runs: list[RunRecord], key: str) -> str:
     values = [value for value in (run.metric(key) for run in runs) if value is not None]
     if not values:
@@ -168,6 +205,7 @@ def _figure_sections(records: list[RunRecord], payload: dict, traversals: bool, 
         sections["Covariance spectra of mu"].figures.append(Figure(dataset, plots.profiles_figure(
             records, dataset, "geometry.covariance_spectrum", "eigenvalue of Cov(mu)", "spectrum", False),
             "eigenvalues of the covariance of posterior means; flatter over the active units = more isotropic"))
+    sections["Training"] = training_section(records)
     sections["Matched rate"] = matched_rate_section(records, payload)
     sections["Mechanism"] = mechanism_section(records)
     _add_reconstructions(records, sections["Reconstructions"])

@@ -20,7 +20,7 @@ from vaelens.losses.families import family_order  # noqa: E402
 from vaelens.report.collect import LOSS_FAMILIES, RunRecord, distortion_label  # noqa: E402
 
 FAMILY_COLORS = dict(zip(LOSS_FAMILIES, ("tab:gray", "tab:blue", "tab:red", "tab:purple", "tab:green")))
-CONVENTION_STYLES = {"additive": "-", "convex": "--", "ldm": ":"}
+CONVENTION_STYLES = {"additive": "-", "convex": "--", "ldm": ":", "additive+learned-sigma": "-."}
 METRIC_LABELS = {
     "rate": "rate R (nats)", "mutual_information": "I(x; z) (nats)",
     "isoscore_active": "IsoScore of mu (active units)",
@@ -227,4 +227,39 @@ def mechanism_figure(records: list[RunRecord], dataset: str) -> bytes | None:
         bottom.set_ylabel("E_x (J^T M J)_jj")
         bottom.set_xlabel("unit (by decreasing curvature)")
         _legend(top)
+    return figure_png(figure)
+
+
+def loss_curves_figure(records: list[RunRecord], dataset: str, metrics: dict) -> bytes | None:
+    """The logged training objective against the step, one panel per loss family and convention, a line per
+    beta of its lowest seed (`metrics`: run id -> metrics.jsonl records). The last 20% of the steps, which
+    the convergence figure judges, are shaded."""
+    curves = _curves(records, dataset)
+    panels = [(key, by_beta) for key, by_beta in curves.items()
+              if any(metrics.get(run.run_id) for runs in by_beta.values() for run in runs)]
+    if not panels:
+        return None
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.6 * rows), squeeze=False)
+    colours = plt.get_cmap("viridis")
+    for axis, ((family, convention), by_beta) in zip(axes.flat, panels):
+        betas = sorted(by_beta)
+        for index, beta in enumerate(betas):
+            run = min(by_beta[beta], key=lambda record: record.seed if record.seed is not None else 0)
+            log = [record for record in metrics.get(run.run_id, []) if "loss" in record]
+            if log:
+                axis.plot([record["step"] for record in log], [record["loss"] for record in log], linewidth=0.9,
+                          color=colours(index / max(1, len(betas) - 1)), label=f"beta={beta:g}")
+        steps = run.setting("train.steps")
+        if steps:
+            axis.axvspan(0.8 * steps, steps, color="0.9", zorder=0)
+        axis.set_title(f"{family} ({convention}), seed {run.seed}", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.set_xlabel("step", fontsize=7)
+        axis.set_ylabel("logged loss", fontsize=7)
+        _legend(axis)
+    for axis in list(axes.flat)[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle(f"{dataset}: training objective", fontsize=9)
     return figure_png(figure)
