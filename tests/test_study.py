@@ -134,3 +134,39 @@ def test_ldm_runs_use_latent_diffusions_own_perceptual_weight():
         additive_weight = DATASETS["natural"]["perceptual_weight"]
         expected = LDM_PERCEPTUAL_WEIGHT if variant["loss.convention"] == "ldm" else additive_weight
         assert variant["loss.perceptual_weight"] == expected
+
+
+def test_standard_study_meets_the_study_issue_minimums():
+    scale = SCALES["standard"]
+    assert len(scale.betas) >= 4 and len(scale.seeds) >= 5
+    specs = study_specs("standard")
+    settings = {dataset: {(v["loss.convention"], v["loss.likelihood"], _family(v)) for v in _variants(spec)}
+                for dataset, spec in specs.items()}
+    natural = settings["natural"]
+    # every family under the additive convention, the calibrated convex mix, ldm and the learned-sigma Gaussian
+    assert {f for c, _, f in natural if c == "additive"} == set(FAMILIES)
+    assert ("convex", "gaussian", "+perceptual") in natural
+    assert {("ldm", "laplace", "pointwise"), ("ldm", "laplace", "+perceptual")} <= natural
+    assert {("additive", "gaussian_learned", "pointwise"), ("additive", "gaussian_learned", "+perceptual")} <= natural
+    assert ("convex", "bernoulli", "+perceptual") in settings["dsprites"]
+    for dataset, spec in specs.items():
+        overrides = spec["overrides"]
+        assert overrides["model.name"] == "mlp" and overrides["train.steps"] == scale.steps
+        # enough records near 80% and 100% of the steps for the convergence figure's window means
+        assert scale.steps // overrides["train.log_every"] >= 40
+        assert spec["analysis"]["probe"] is True
+    assert specs["natural"]["overrides"]["data.image_size"] == 32
+    assert specs["natural"]["overrides"]["data.subset"] is None
+    assert specs["dsprites"]["overrides"]["data.subset"] == 20_000
+    for variant in _variants(specs["natural"]):  # every variant resolves to a valid config
+        resolve("natural-bvae", None, [f"{k}={'null' if v is None else v}" for k, v in
+                                       {**specs["natural"]["overrides"], **variant}.items()])
+
+
+def test_a_cut_that_drops_a_neural_settings_baseline_is_refused():
+    from vaelens.study import study_pairs
+
+    with pytest.raises(ValueError, match="without their pointwise baseline"):
+        study_pairs("natural", cut={"natural": (("ldm", "+perceptual"), ("additive", "pointwise"))})
+    assert study_pairs("natural", cut={"natural": (("convex", "+perceptual"), ("additive", "pointwise"))}) == [
+        ("additive", "pointwise"), ("convex", "+perceptual")]

@@ -1,4 +1,4 @@
-"""The `vaelens` command line: train, config, analyze, sweep, report, reproduce, theory, demo, fit-features."""
+"""The `vaelens` command line: train, config, analyze, sweep, report, publish, reproduce, theory, demo, fit-features."""
 
 from __future__ import annotations
 
@@ -141,6 +141,21 @@ def command_reproduce(args) -> int:
     return 0
 
 
+def command_publish(args) -> int:
+    from vaelens.report.publish import publish
+
+    differing = publish(args.study_dir, args.markdown, args.figures, check=args.check)
+    if args.check:
+        if differing:
+            print(f"{args.markdown} does not match {args.study_dir}: block(s) {', '.join(differing)} differ; "
+                  f"rerun without --check to rewrite them")
+            return 1
+        print(f"{args.markdown} matches {args.study_dir}: every generated block is what the study directory gives")
+        return 0
+    print(f"rewrote the generated blocks of {args.markdown} (figures in {args.figures or 'docs/study'})")
+    return 0
+
+
 def command_demo(args) -> int:
     from vaelens.demo import run_demo
 
@@ -224,6 +239,19 @@ def _add_report_parser(commands) -> None:
     report.set_defaults(handler=command_report)
 
 
+def _add_publish_parser(commands) -> None:
+    publish = commands.add_parser("publish", help="rewrite a study document's generated blocks (claims tables, "
+                                                  "verdict counts, convergence, figures) from a study directory")
+    publish.add_argument("study_dir", help="a study or sweep directory with claims.json (after `vaelens report`)")
+    publish.add_argument("--markdown", required=True, help="the document, e.g. STUDY.md, with <!-- vaelens:NAME --> "
+                                                           "... <!-- /vaelens:NAME --> blocks")
+    publish.add_argument("--figures", default=None, help="folder for the PNG figures (default: docs/study beside "
+                                                         "the document)")
+    publish.add_argument("--check", action="store_true", help="write nothing; exit 1 if a block differs from what "
+                                                              "the study directory gives")
+    publish.set_defaults(handler=command_publish)
+
+
 def _add_reproduce_parser(commands) -> None:
     reproduce = commands.add_parser("reproduce", help="the study of PAPER.md: sweeps, claims.json and report.html")
     size = reproduce.add_mutually_exclusive_group()
@@ -257,8 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error (also: environment variable VAELENS_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
     for add_parser in (_add_train_parser, _add_config_parser, _add_analyze_parser, _add_sweep_parser,
-                       _add_report_parser, _add_reproduce_parser, _add_demo_parser, add_fit_features_parser,
-                       add_theory_parser):
+                       _add_report_parser, _add_publish_parser, _add_reproduce_parser, _add_demo_parser,
+                       add_fit_features_parser, add_theory_parser):
         add_parser(commands)
     return parser
 

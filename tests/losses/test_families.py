@@ -26,3 +26,12 @@ def test_the_objective_the_ensemble_and_the_report_agree():
         assert loss_family(config) == loss_family(config.loss) == objective.family == family
         assert objective.describe()["family"] == family
         assert (unsupported_reason(config) is None) == (family == "pointwise")
+
+
+def test_a_learned_sigma_is_a_weighting_setting_of_its_own():
+    from vaelens.losses.families import convention_label, split_convention_label
+
+    assert convention_label("additive", "gaussian_learned") == "additive+learned-sigma"
+    assert convention_label("additive", "gaussian") == "additive"
+    assert split_convention_label("additive+learned-sigma") == ("additive", True)
+    assert split_convention_label("ldm") == ("ldm", False)

@@ -310,3 +310,34 @@ def test_matched_rate_and_mechanism_render_in_headless_chromium(constructed_page
     rows = browser.execute_script("return Array.from(document.querySelectorAll('table'))[1].tBodies[0].rows.length")
     assert rows == 2, "the probe table has a row per loss setting"
     assert "C4" in {text for text, _ in _claims_column(browser, "claim")}
+
+
+def test_training_section_counts_converged_runs_and_draws_loss_curves(make_run, tmp_path):
+    from vaelens.report.html import training_section
+
+    runs = []
+    for index, (family, improvement) in enumerate((("pointwise", 0.01), ("pointwise", 0.05), ("+perceptual", 0.001))):
+        run = make_run(family, index, 1.0 + index)
+        run.run_dir = tmp_path / f"run{index}"
+        run.run_dir.mkdir()
+        run.config["train"]["steps"] = 100
+        (run.run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 100.0 / s}) + "\n"
+                                                           for s in range(5, 101, 5)))
+        run.summary["convergence"] = {"rule": "the rule", "relative_improvement": improvement,
+                                      "converged": improvement < 0.02}
+        runs.append(run)
+    section = training_section(runs)
+    table = section.tables[0]
+    assert "the rule. 2 of 3 runs converged." in table
+    assert "<td>pointwise</td><td>additive</td><td>2</td><td>1</td><td>+3.00%</td><td>+5.00%</td>" in table
+    assert "<td>+perceptual</td><td>additive</td><td>1</td><td>1</td>" in table
+    assert [figure.title for figure in section.figures] == ["dsprites-64"]
+    with Image.open(io.BytesIO(section.figures[0].image)) as image:
+        assert min(image.size) > 100
+
+
+def test_training_section_says_when_no_run_has_a_convergence_figure(make_run):
+    from vaelens.report.html import training_section
+
+    section = training_section([make_run("pointwise", 0, 1.0)])
+    assert section.tables == [] and "no run records a convergence figure" in section.notes[0]

@@ -63,3 +63,15 @@ def test_a_second_setting_of_a_family_is_not_mixed_into_a_curve(make_run):
     neural_runs, baseline = curve_runs(runs + neural)[("dsprites-64", "additive", "+perceptual")][0]
     assert [run.beta for run in neural_runs] == [1.0, 2.0]
     assert baseline == runs[:2]
+
+
+def test_learned_sigma_runs_pair_with_learned_sigma_pointwise_runs_only(make_run):
+    runs = []
+    for likelihood, rate in (("bernoulli", 10.0), ("gaussian_learned", 20.0)):
+        for family, offset in (("pointwise", 0.0), ("+perceptual", -1.0 if likelihood == "bernoulli" else -5.0)):
+            run = make_run(family, 0, 1.0, rate=rate + offset)
+            run.config["loss"]["likelihood"] = likelihood
+            runs.append(run)
+    learned = ("dsprites-64", "additive+learned-sigma", "+perceptual", 1.0)
+    assert paired_differences(runs, "rate") == {("dsprites-64", "additive", "+perceptual", 1.0): {0: -1.0},
+                                                learned: {0: -5.0}}

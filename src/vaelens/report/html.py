@@ -22,6 +22,8 @@ from vaelens.losses.families import family_order
 from vaelens.report import images, plots
 from vaelens.report.claims import CLAIMS, GEOMETRY_METRICS, evaluate_claims, summary_rows, write_claims
 from vaelens.report.collect import RunRecord, distortion_keys, load_sweep, write_results_csv
+from vaelens.report.convergence import COLUMNS as CONVERGENCE_COLUMNS
+from vaelens.report.convergence import convergence_rows, convergence_rule
 from vaelens.report.pairing import curve_runs
 
 STYLE = """
@@ -121,6 +123,20 @@ def mechanism_section(records: list[RunRecord]) -> Section:
                                           "decoder Jacobian and the loss metric, sigma_j^2 = 1 / (1 + (2/beta) "
                                           "(J^T M J)_jj), against the encoder's; bottom: the curvature per unit; "
                                           "mean over seeds"))
+    rows = probe_rows(probed)
+    section.tables.append("<p>Probe statistics per loss setting, mean +- sd over its runs (all betas and seeds); "
+                          "correlations of log predicted with log actual posterior variance (over image-unit pairs; "
+                          "profile: over units), median log(actual / predicted), and the spread (normalised "
+                          "entropy, 1 = even) and coefficient of variation of the curvature profile.</p>"
+                          + _table(list(PROBE_COLUMNS), rows))
+    return section
+
+
+PROBE_COLUMNS = ("dataset", "family", "convention", "runs", *PROBE_STATISTICS)
+
+
+def probe_rows(probed: list[RunRecord]) -> list[list]:
+    """Per data set, loss family and convention (PROBE_COLUMNS): the probe statistics, mean +- sd over runs."""
     groups: dict[tuple, list[RunRecord]] = {}
     for record in probed:
         groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(record)
@@ -129,12 +145,7 @@ def mechanism_section(records: list[RunRecord]) -> Section:
             item[0][0], family_order(item[0][1]), item[0][1], item[0][2])):
         rows.append([dataset, family, convention, len(runs), *(_mean_sd(runs, f"probe.{name}")
                                                                for name in PROBE_STATISTICS)])
-    section.tables.append("<p>Probe statistics per loss setting, mean +- sd over its runs (all betas and seeds); "
-                          "correlations of log predicted with log actual posterior variance (over image-unit pairs; "
-                          "profile: over units), median log(actual / predicted), and the spread (normalised "
-                          "entropy, 1 = even) and coefficient of variation of the curvature profile.</p>"
-                          + _table(["dataset", "family", "convention", "runs", *PROBE_STATISTICS], rows))
-    return section
+    return rows
 
 
 def training_section(records: list[RunRecord]) -> Section:
@@ -144,26 +155,14 @@ def training_section(records: list[RunRecord]) -> Section:
 
     section = Section("Training")
     usable = [record for record in records if record.usable]
-    judged = [record for record in usable if (record.summary.get("convergence") or {}).get("converged") is not None]
-    if not judged:
+    rows = convergence_rows(records)
+    if not rows:
         section.notes.append("no run records a convergence figure (runs trained before vaelens recorded it, or "
                              "with fewer than 20 log records)")
     else:
-        rule = judged[0].summary["convergence"]["rule"]
-        groups: dict[tuple, list[RunRecord]] = {}
-        for record in judged:
-            groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(record)
-        rows = []
-        for (dataset, family, convention), runs in sorted(groups.items(), key=lambda item: (
-                item[0][0], family_order(item[0][1]), item[0][1], item[0][2])):
-            improvements = sorted(run.summary["convergence"]["relative_improvement"] for run in runs)
-            converged = sum(bool(run.summary["convergence"]["converged"]) for run in runs)
-            rows.append([dataset, family, convention, f"{converged} / {len(runs)}",
-                         f"{improvements[len(improvements) // 2]:+.2%}", f"{improvements[-1]:+.2%}"])
-        section.tables.append(f"<p>Convergence: {html.escape(rule)}. {sum(int(r[3].split(' / ')[0]) for r in rows)} "
-                              f"of {len(judged)} runs converged.</p>"
-                              + _table(["dataset", "family", "convention", "converged", "median improvement",
-                                        "largest improvement"], rows))
+        section.tables.append(f"<p>Convergence: {html.escape(convergence_rule(records))}. "
+                              f"{sum(row[4] for row in rows)} of {sum(row[3] for row in rows)} runs converged.</p>"
+                              + _table(list(CONVERGENCE_COLUMNS), rows))
     metrics = {record.run_id: RunDirectory(record.run_dir).read_metrics() for record in usable}
     for dataset in plots.datasets(records):
         image = plots.loss_curves_figure(records, dataset, metrics)

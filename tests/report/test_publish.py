@@ -1,0 +1,126 @@
+"""vaelens.report.publish: the study document's generated blocks come from the study directory, number by number."""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vaelens.cli import main
+from vaelens.io import read_json
+from vaelens.report import build_report
+from vaelens.report.claims import summary_rows
+from vaelens.report.publish import CLAIMS_COLUMNS, COMPARISON_TITLES, NUMERIC_FIELDS, cell_number, publish
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK_NAMES = ("provenance", "verdicts", "claims", "convergence", "probe", "figures")
+TEMPLATE = "# A study\n\nProse before.\n\n" + "".join(
+    f"<!-- vaelens:{name} -->\nstale\n<!-- /vaelens:{name} -->\n\nProse after {name}.\n\n" for name in BLOCK_NAMES)
+
+
+@pytest.fixture
+def published(tiny_sweep, tmp_path):
+    """A copy of the tiny sweep with its report, and a document published from it."""
+    study = shutil.copytree(tiny_sweep, tmp_path / "study")
+    build_report(study, traversals=False, progress=False)
+    document = tmp_path / "doc" / "STUDY.md"
+    document.parent.mkdir()
+    document.write_text(TEMPLATE)
+    assert publish(study, document) == []
+    return study, document
+
+
+def _tables(text: str) -> dict[str, list[list[str]]]:
+    """Section title -> the rows (cells) of the markdown table under it, header first."""
+    tables, title = {}, None
+    for line in text.splitlines():
+        if line.startswith("#### "):
+            title = line[5:]
+        elif line.startswith("| ") and title is not None:
+            tables.setdefault(title, []).append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+        elif not line.startswith("|") and title in tables:
+            title = None  # the table under the title has ended
+    return tables
+
+
+def test_every_number_in_the_claims_tables_comes_from_claims_json(published):
+    study, document = published
+    payload = read_json(study / "claims.json")
+    tables = _tables(document.read_text())
+    checked = 0
+    for comparison, title in COMPARISON_TITLES.items():
+        expected = [row for row in summary_rows(payload) if row["comparison"] == comparison]
+        if not expected:
+            assert title not in tables
+            continue
+        header, *rows = tables[title]
+        assert tuple(header) == CLAIMS_COLUMNS
+        assert len(rows) == len(expected)
+        for cells, row in zip(rows, expected):
+            cell = dict(zip(header, cells))
+            assert (cell["claim"], cell["dataset"], cell["family"], cell["verdict"]) == (
+                row["claim"], row["dataset"], row["neural_family"], row["verdict"])
+            for column, fields in NUMERIC_FIELDS.items():
+                if isinstance(fields, tuple):
+                    assert cell[column] == "[" + ", ".join(cell_number(row[f]) for f in fields) + "]"
+                else:
+                    assert cell[column] == cell_number(row[fields])
+                checked += 1
+    assert checked >= 5 * 2  # the tiny sweep has pooled rows with numbers
+
+
+def test_verdict_counts_add_up_to_claims_json(published):
+    study, document = published
+    payload = read_json(study / "claims.json")
+    counts = {cells[0]: cells for cells in _tables("#### verdicts\n" + document.read_text())["verdicts"][1:]}
+    pooled = counts["all pooled rows"]
+    assert sum(int(n) for n in pooled[2:]) == len(summary_rows(payload))
+    assert sum(int(n) for n in counts["every row (per-beta too)"][2:]) == len(payload["results"])
+
+
+def test_prose_is_kept_and_figures_are_written_and_linked(published):
+    study, document = published
+    text = document.read_text()
+    assert "Prose before." in text and all(f"Prose after {name}." in text for name in BLOCK_NAMES)
+    assert "stale" not in text
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert links, "the figures block links no figure"
+    for link in links:
+        assert (document.parent / link).is_file()
+        assert (document.parent / link).read_bytes().startswith(b"\x89PNG")
+    assert "finished and analysed" in text
+
+
+def test_check_finds_an_edited_number_and_the_command_fails(published, capsys):
+    study, document = published
+    assert publish(study, document, check=True) == []
+    assert main(["publish", str(study), "--markdown", str(document), "--check"]) == 0
+    payload = read_json(study / "claims.json")
+    effect = cell_number(next(row["effect"] for row in summary_rows(payload) if row["effect"] is not None))
+    text = document.read_text()
+    document.write_text(text.replace(f"| {effect} |", "| 123456 |", 1))
+    assert publish(study, document, check=True) == ["claims"]
+    assert main(["publish", str(study), "--markdown", str(document), "--check"]) == 1
+    assert "claims" in capsys.readouterr().out
+
+
+def test_errors_name_the_problem(published, tmp_path):
+    study, document = published
+    unknown = tmp_path / "unknown.md"
+    unknown.write_text("<!-- vaelens:tables -->\n<!-- /vaelens:tables -->\n")
+    with pytest.raises(ValueError, match="unknown generated block 'tables'"):
+        publish(study, unknown)
+    plain = tmp_path / "plain.md"
+    plain.write_text("no blocks\n")
+    with pytest.raises(ValueError, match="no generated block"):
+        publish(study, plain)
+    with pytest.raises(FileNotFoundError, match="vaelens report"):
+        publish(tmp_path / "nowhere", document)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("VAELENS_STUDY_DIR"), reason="set VAELENS_STUDY_DIR to the standard study's "
+                                                                   "--out to check STUDY.md against it")
+def test_study_md_matches_the_study_directory():
+    assert publish(os.environ["VAELENS_STUDY_DIR"], ROOT / "STUDY.md", check=True) == []
