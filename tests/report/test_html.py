@@ -65,10 +65,11 @@ def test_every_figure_is_embedded_and_decodes(report):
     parser = _References()
     parser.feed(page)
     images = [value for tag, value in parser.references if tag == "img"]
-    # 5 sweep figures for the one data set, 4 reconstruction grids, 2 traversals (one per loss family)
-    assert len(images) == 11
+    # 5 sweep figures and the loss curves for the one data set, 4 reconstruction grids, 2 traversals (one
+    # per loss family)
+    assert len(images) == 12
     kinds = [value.split(";", 1)[0] for value in images]
-    assert kinds[:5] == ["data:image/png"] * 5 and set(kinds[5:]) <= {"data:image/png", "data:image/webp"}
+    assert kinds[:6] == ["data:image/png"] * 6 and set(kinds[6:]) <= {"data:image/png", "data:image/webp"}
     for value in images:
         with Image.open(io.BytesIO(base64.b64decode(value.split(",", 1)[1]))) as image:
             image.load()
@@ -78,7 +79,7 @@ def test_every_figure_is_embedded_and_decodes(report):
     assert "link" not in parser.tags and "script" not in parser.tags
     assert "training diverged at step 3" in page
     for heading in ("Claims", "Rate-distortion", "Information vs beta", "Matched rate", "Posterior-variance profiles",
-                    "Covariance spectra of mu", "Reconstructions", "Latent traversals"):
+                    "Covariance spectra of mu", "Training", "Reconstructions", "Latent traversals"):
         assert f"<h2>{heading}</h2>" in page
     matched = page.split("<h2>Matched rate</h2>", 1)[1].split("<h2>", 1)[0]
     assert "dsprites-64 | +perceptual | additive: no matched comparison (fewer than 2 betas per curve)" in matched
@@ -160,7 +161,7 @@ def test_cli_report_rebuilds_the_page(tiny_sweep, tmp_path, capsys):
     output = capsys.readouterr().out
     assert str(sweep / "report.html") in output and "C1" in output
     page = (sweep / "report.html").read_text()
-    assert "<h2>Reconstructions</h2>" in page and page.count("<img ") == 5 + 3
+    assert "<h2>Reconstructions</h2>" in page and page.count("<img ") == 6 + 3
     assert "pointwise-s1: no reconstructions (" in page and "is not a readable PNG" in page
 
 
@@ -203,7 +204,7 @@ def test_report_size_stays_within_a_per_run_budget(tiny_sweep, tmp_path):
     per_run = (large_size - small_size) / (24 - 4)
     assert per_run <= PER_RUN_BUDGET, f"each run adds {per_run:.0f} bytes to the report"
     assert small_size <= FIXED_BUDGET + 4 * PER_RUN_BUDGET, f"a 4-run report takes {small_size} bytes"
-    assert large.read_text().count("<img ") == 5 + 24
+    assert large.read_text().count("<img ") == 6 + 24
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -268,7 +269,7 @@ def test_page_renders_in_headless_chromium(report, browser):
     browser.execute_script("document.querySelectorAll('details').forEach(group => { group.open = true; })")
     assert browser.execute_async_script(DECODE_ALL) == [], "every image must decode"
     states = browser.execute_script(IMAGE_STATES)
-    assert len(states) == report.read_text().count("<img ") == 11
+    assert len(states) == report.read_text().count("<img ") == 12
     for state in states:
         assert state["complete"] and state["natural"] > 0, f"{state['alt']} did not load"
         assert state["width"] > 0 and state["height"] > 0, f"{state['alt']} is laid out with no size"
