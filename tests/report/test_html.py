@@ -317,21 +317,26 @@ def test_training_section_counts_converged_runs_and_draws_loss_curves(make_run, 
     from vaelens.report.html import training_section
 
     runs = []
-    for index, (family, improvement) in enumerate((("pointwise", 0.01), ("pointwise", 0.05), ("+perceptual", 0.001))):
+    for index, (family, curve) in enumerate((("pointwise", lambda s: 10.0), ("pointwise", lambda s: 200.0 - s),
+                                             ("+perceptual", None))):
         run = make_run(family, index, 1.0 + index)
         run.run_dir = tmp_path / f"run{index}"
         run.run_dir.mkdir()
         run.config["train"]["steps"] = 100
-        (run.run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 100.0 / s}) + "\n"
-                                                           for s in range(5, 101, 5)))
-        run.summary["convergence"] = {"rule": "the rule", "relative_improvement": improvement,
-                                      "converged": improvement < 0.02}
+        if curve is None:  # no log: the figure in summary.json is used
+            run.summary["convergence"] = {"relative_improvement": 0.001, "standard_error": 0.002, "converged": True}
+        else:
+            (run.run_dir / "metrics.jsonl").write_text("".join(
+                json.dumps({"step": s, "loss": 0.0, "loss_interval_mean": curve(s)}) + "\n" for s in range(5, 101, 5)))
         runs.append(run)
     section = training_section(runs)
     table = section.tables[0]
-    assert "the rule. 2 of 3 runs converged." in table
-    assert "<td>pointwise</td><td>additive</td><td>2</td><td>1</td><td>+3.00%</td><td>+5.00%</td>" in table
-    assert "<td>+perceptual</td><td>additive</td><td>1</td><td>1</td>" in table
+    assert "2 of 3 runs converged" in table
+    # the falling run: windows (75, 85] and (90, 100] hold 120, 115 and 105, 100: (117.5 - 102.5) / 117.5 =
+    # 12.77%, standard error hypot(2.5, 2.5) / 117.5 = 3.01%; the flat run: 0 +- 0; medians of the two
+    row = "<td>pointwise</td><td>additive</td><td>2</td><td>1</td><td>+6.38%</td><td>1.50%</td><td>+12.77%</td>"
+    assert row in table
+    assert "<td>+perceptual</td><td>additive</td><td>1</td><td>1</td><td>+0.10%</td><td>0.20%</td>" in table
     assert [figure.title for figure in section.figures] == ["dsprites-64"]
     with Image.open(io.BytesIO(section.figures[0].image)) as image:
         assert min(image.size) > 100
@@ -341,4 +346,4 @@ def test_training_section_says_when_no_run_has_a_convergence_figure(make_run):
     from vaelens.report.html import training_section
 
     section = training_section([make_run("pointwise", 0, 1.0)])
-    assert section.tables == [] and "no run records a convergence figure" in section.notes[0]
+    assert section.tables == [] and "no run has a convergence figure" in section.notes[0]

@@ -32,3 +32,30 @@ def test_a_finished_run_records_it(tmp_path, tiny_config):
     figure = train(tiny_config, tmp_path / "run").summary["convergence"]
     assert figure["records_at_80_percent"] == 2 and figure["records_at_end"] == 2  # steps 32, 34 and 38, 40
     assert isinstance(figure["converged"], bool)
+
+
+def test_the_figure_prefers_interval_means_and_states_its_standard_error():
+    noisy = [{"step": s, "loss": 100.0 + (5.0 if (s // 10) % 2 else -5.0), "loss_interval_mean": 100.0}
+             for s in range(10, 1001, 10)]
+    figure = convergence(noisy, 1000)
+    assert figure["key"] == "loss_interval_mean" and figure["relative_improvement"] == 0.0
+    assert figure["standard_error"] == 0.0 and figure["converged"]
+    single = convergence(noisy, 1000, key="loss")
+    assert single["standard_error"] > 0.01  # +-5% single-batch noise: the figure says how uncertain it is
+
+
+def test_each_record_holds_the_mean_objective_since_the_previous_one(tmp_path, tiny_config):
+    from vaelens import train
+    from vaelens.training.rundir import RunDirectory
+
+    tiny_config.train.steps, tiny_config.train.checkpoint_every = 12, 12
+    tiny_config.train.log_every = 1
+    every_step = RunDirectory(train(tiny_config, tmp_path / "each").run_dir).read_metrics()
+    assert all(r["loss_interval_mean"] == pytest.approx(r["loss"], rel=1e-6) for r in every_step)
+    tiny_config.train.log_every = 4
+    grouped = RunDirectory(train(tiny_config, tmp_path / "grouped").run_dir).read_metrics()
+    assert [r["step"] for r in grouped] == [4, 8, 12]
+    for record in grouped:
+        window = [r["loss"] for r in every_step if record["step"] - 4 < r["step"] <= record["step"]]
+        assert record["loss_interval_mean"] == pytest.approx(sum(window) / 4, rel=1e-5)
+        assert record["loss"] == pytest.approx(window[-1], rel=1e-6)

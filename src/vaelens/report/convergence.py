@@ -1,5 +1,9 @@
-"""Did a sweep's runs reach their plateau? Per loss setting, the runs that meet the convergence rule of
-summary.json (vaelens.training.convergence), for the report's Training section and the study document."""
+"""Did a sweep's runs reach their plateau? Per loss setting, the runs that meet the convergence rule
+(vaelens.training.convergence), for the report's Training section and the study document.
+
+Each run's figure is recomputed from its metrics.jsonl where the log is there, so runs trained before the
+figure gained its standard error (or its interval means) are judged by the same code as new ones; a run
+without its log falls back to the figure in its summary.json."""
 
 from __future__ import annotations
 
@@ -7,32 +11,49 @@ import statistics
 
 from vaelens.losses.families import family_order
 from vaelens.report.collect import RunRecord
+from vaelens.training.convergence import RULE, convergence
 
-COLUMNS = ("dataset", "family", "convention", "runs", "converged", "median improvement", "largest improvement")
-
-
-def judged_runs(records: list[RunRecord]) -> list[RunRecord]:
-    """The usable runs whose summary has a convergence verdict."""
-    return [record for record in records if record.usable
-            and (record.summary.get("convergence") or {}).get("converged") is not None]
+COLUMNS = ("dataset", "family", "convention", "runs", "converged", "median improvement", "median standard error",
+           "largest improvement")
 
 
-def convergence_rule(records: list[RunRecord]) -> str | None:
-    judged = judged_runs(records)
-    return judged[0].summary["convergence"]["rule"] if judged else None
+def run_convergence(record: RunRecord, log: list[dict] | None) -> dict:
+    """The convergence figure of one run: from its log (metrics.jsonl records) when given, else summary.json's."""
+    steps = record.setting("train.steps")
+    if log and steps:
+        return convergence(log, int(steps))
+    return record.summary.get("convergence") or {}
 
 
-def convergence_rows(records: list[RunRecord]) -> list[list]:
-    """One row per data set, loss family and convention (COLUMNS): runs judged, converged, the median and
-    largest relative improvement over the last 20% of steps."""
-    groups: dict[tuple, list[RunRecord]] = {}
-    for record in judged_runs(records):
-        groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(record)
+def convergence_rows(records: list[RunRecord], logs: dict[str, list[dict]]) -> list[list]:
+    """One row per data set, loss family and convention (COLUMNS) over the usable runs with a verdict:
+    runs, converged runs, the median improvement over the last 20% of steps and its median standard
+    error, the largest improvement. `logs`: run id -> metrics.jsonl records."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        if record.usable:
+            figure = run_convergence(record, logs.get(record.run_id))
+            if figure.get("converged") is not None:
+                groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(figure)
     rows = []
-    for (dataset, family, convention), runs in sorted(groups.items(), key=lambda item: (
+    for (dataset, family, convention), figures in sorted(groups.items(), key=lambda item: (
             item[0][0], family_order(item[0][1]), item[0][1], item[0][2])):
-        improvements = [run.summary["convergence"]["relative_improvement"] for run in runs]
-        converged = sum(bool(run.summary["convergence"]["converged"]) for run in runs)
-        rows.append([dataset, family, convention, len(runs), converged, f"{statistics.median(improvements):+.2%}",
-                     f"{max(improvements):+.2%}"])
+        improvements = [figure["relative_improvement"] for figure in figures]
+        errors = [figure["standard_error"] for figure in figures if figure.get("standard_error") is not None]
+        rows.append([dataset, family, convention, len(figures), sum(bool(f["converged"]) for f in figures),
+                     f"{statistics.median(improvements):+.2%}",
+                     f"{statistics.median(errors):.2%}" if errors else "n/a", f"{max(improvements):+.2%}"])
     return rows
+
+
+def convergence_text(rows: list[list]) -> str:
+    """One sentence: the rule and how many runs meet it."""
+    return (f"Convergence: {RULE}. {sum(row[4] for row in rows)} of {sum(row[3] for row in rows)} runs converged; "
+            "the standard error of each improvement comes from the scatter of the logged values in its two windows")
+
+
+def run_logs(records: list[RunRecord]) -> dict[str, list[dict]]:
+    """Run id -> metrics.jsonl records of every usable run."""
+    from vaelens.training.rundir import RunDirectory
+
+    return {record.run_id: RunDirectory(record.run_dir).read_metrics() for record in records if record.usable}

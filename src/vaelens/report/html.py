@@ -23,7 +23,7 @@ from vaelens.report import images, plots
 from vaelens.report.claims import CLAIMS, GEOMETRY_METRICS, evaluate_claims, summary_rows, write_claims
 from vaelens.report.collect import RunRecord, distortion_keys, load_sweep, write_results_csv
 from vaelens.report.convergence import COLUMNS as CONVERGENCE_COLUMNS
-from vaelens.report.convergence import convergence_rows, convergence_rule
+from vaelens.report.convergence import convergence_rows, convergence_text, run_logs
 from vaelens.report.pairing import curve_runs
 
 STYLE = """
@@ -149,27 +149,23 @@ def probe_rows(probed: list[RunRecord]) -> list[list]:
 
 
 def training_section(records: list[RunRecord]) -> Section:
-    """Did the runs reach their plateau? Per loss setting, how many runs meet the convergence rule
-    (summary.json `convergence`), and the loss curves of one seed per beta and setting."""
-    from vaelens.training.rundir import RunDirectory
-
+    """Did the runs reach their plateau? Per loss setting, how many runs meet the convergence rule, and the
+    loss curves of one seed per beta and setting."""
     section = Section("Training")
-    usable = [record for record in records if record.usable]
-    rows = convergence_rows(records)
+    logs = run_logs(records)
+    rows = convergence_rows(records, logs)
     if not rows:
-        section.notes.append("no run records a convergence figure (runs trained before vaelens recorded it, or "
-                             "with fewer than 20 log records)")
+        section.notes.append("no run has a convergence figure (a log with records near 80% and 100% of its "
+                             "steps)")
     else:
-        section.tables.append(f"<p>Convergence: {html.escape(convergence_rule(records))}. "
-                              f"{sum(row[4] for row in rows)} of {sum(row[3] for row in rows)} runs converged.</p>"
+        section.tables.append(f"<p>{html.escape(convergence_text(rows))}.</p>"
                               + _table(list(CONVERGENCE_COLUMNS), rows))
-    metrics = {record.run_id: RunDirectory(record.run_dir).read_metrics() for record in usable}
     for dataset in plots.datasets(records):
-        image = plots.loss_curves_figure(records, dataset, metrics)
+        image = plots.loss_curves_figure(records, dataset, logs)
         if image is not None:
-            section.figures.append(Figure(dataset, image, "logged training objective (one batch per record) of the "
-                                          "lowest seed at every beta; shaded: the last 20% of the steps, over "
-                                          "which the convergence rule is judged"))
+            section.figures.append(Figure(dataset, image, "logged training objective of the lowest seed at every "
+                                          "beta (interval means where the log has them); shaded: the last 20% of "
+                                          "the steps, over which the convergence rule is judged"))
     return section
 
 

@@ -18,6 +18,7 @@ from PIL import Image  # noqa: E402
 
 from vaelens.losses.families import family_order  # noqa: E402
 from vaelens.report.collect import LOSS_FAMILIES, RunRecord, distortion_label  # noqa: E402
+from vaelens.training.convergence import INTERVAL_KEY  # noqa: E402
 
 FAMILY_COLORS = dict(zip(LOSS_FAMILIES, ("tab:gray", "tab:blue", "tab:red", "tab:purple", "tab:green")))
 CONVENTION_STYLES = {"additive": "-", "convex": "--", "ldm": ":", "additive+learned-sigma": "-."}
@@ -247,9 +248,11 @@ def loss_curves_figure(records: list[RunRecord], dataset: str, metrics: dict) ->
         betas = sorted(by_beta)
         for index, beta in enumerate(betas):
             run = min(by_beta[beta], key=lambda record: record.seed if record.seed is not None else 0)
-            log = [record for record in metrics.get(run.run_id, []) if "loss" in record]
+            logged = metrics.get(run.run_id, [])
+            key = INTERVAL_KEY if any(INTERVAL_KEY in record for record in logged) else "loss"
+            log = [record for record in logged if key in record]
             if log:
-                axis.plot([record["step"] for record in log], [record["loss"] for record in log], linewidth=0.9,
+                axis.plot([record["step"] for record in log], [record[key] for record in log], linewidth=0.9,
                           color=colours(index / max(1, len(betas) - 1)), label=f"beta={beta:g}")
         steps = run.setting("train.steps")
         if steps:

@@ -23,7 +23,7 @@ from pathlib import Path
 from vaelens.io import atomic_write_bytes, atomic_write_text, read_json
 from vaelens.report.claims import summary_rows
 from vaelens.report.collect import RunRecord, load_sweep
-from vaelens.report.convergence import COLUMNS, convergence_rows, convergence_rule
+from vaelens.report.convergence import COLUMNS, convergence_rows, convergence_text, run_logs
 
 BLOCK = re.compile(r"(<!-- vaelens:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /vaelens:(?P=name) -->)", re.DOTALL)
 """A generated block; its body is everything between the two marker lines."""
@@ -101,13 +101,12 @@ def verdicts_block(payload: dict) -> str:
     return markdown_table(("claim", "comparison", *VERDICTS), rows)
 
 
-def convergence_block(records: list[RunRecord]) -> str:
-    """Per data set and loss setting: runs, converged runs, median and largest relative improvement."""
-    rows = convergence_rows(records)
+def convergence_block(records: list[RunRecord], logs: dict[str, list[dict]]) -> str:
+    """Per data set and loss setting: runs, converged runs, median improvement and its standard error."""
+    rows = convergence_rows(records, logs)
     if not rows:
-        return "No run records a convergence figure."
-    return (f"Rule: {convergence_rule(records)}. {sum(row[4] for row in rows)} of {sum(row[3] for row in rows)} "
-            f"runs converged.\n\n" + markdown_table(COLUMNS, rows))
+        return "No run has a convergence figure."
+    return f"{convergence_text(rows)}.\n\n" + markdown_table(COLUMNS, rows)
 
 
 def probe_block(records: list[RunRecord]) -> str:
@@ -152,11 +151,9 @@ FIGURES = (
 )
 
 
-def _figure(name: str, records: list[RunRecord], dataset: str) -> bytes | None:
+def _figure(name: str, records: list[RunRecord], dataset: str, logs: dict[str, list[dict]]) -> bytes | None:
     from vaelens.report import plots
     from vaelens.report.collect import distortion_keys
-    from vaelens.training.rundir import RunDirectory
-
     if name == "rate-distortion":
         keys = distortion_keys(records)
         return plots.rate_distortion_figure(records, dataset, keys) if keys else None
@@ -174,11 +171,11 @@ def _figure(name: str, records: list[RunRecord], dataset: str) -> bytes | None:
     if name == "mechanism":
         probed = plots.probe_runs(records)
         return plots.mechanism_figure(probed, dataset) if probed else None
-    metrics = {r.run_id: RunDirectory(r.run_dir).read_metrics() for r in records if r.usable and r.dataset == dataset}
-    return plots.loss_curves_figure(records, dataset, metrics)
+    return plots.loss_curves_figure(records, dataset, logs)
 
 
-def figures_block(records: list[RunRecord], markdown_path: Path, figures_dir: Path, write: bool) -> str:
+def figures_block(records: list[RunRecord], logs: dict[str, list[dict]], markdown_path: Path, figures_dir: Path,
+                  write: bool) -> str:
     """Write every figure as PNG into `figures_dir` (unless `write` is False) and link them."""
     from vaelens.report import plots
 
@@ -189,7 +186,7 @@ def figures_block(records: list[RunRecord], markdown_path: Path, figures_dir: Pa
         for name, caption in FIGURES:
             filename = f"{dataset}-{name}.png"
             if write:
-                image = _figure(name, records, dataset)
+                image = _figure(name, records, dataset, logs)
                 if image is None:
                     continue
                 atomic_write_bytes(figures_dir / filename, image)
@@ -202,9 +199,11 @@ def figures_block(records: list[RunRecord], markdown_path: Path, figures_dir: Pa
 def generated_blocks(study_dir: Path, markdown_path: Path, figures_dir: Path, write_figures: bool) -> dict[str, str]:
     records = load_sweep(study_dir)
     payload = read_json(study_dir / "claims.json")
+    logs = run_logs(records)
     return {"provenance": provenance_block(study_dir, records), "verdicts": verdicts_block(payload),
-            "claims": claims_block(payload), "convergence": convergence_block(records), "probe": probe_block(records),
-            "figures": figures_block(records, markdown_path, figures_dir, write_figures)}
+            "claims": claims_block(payload), "convergence": convergence_block(records, logs),
+            "probe": probe_block(records),
+            "figures": figures_block(records, logs, markdown_path, figures_dir, write_figures)}
 
 
 def fill_blocks(text: str, blocks: dict[str, str]) -> str:

@@ -18,6 +18,7 @@ from typing import Protocol
 import torch
 from tqdm.auto import tqdm
 
+from vaelens.training.convergence import INTERVAL_KEY
 from vaelens.training.run import TrainingRun
 
 
@@ -63,6 +64,39 @@ class LoopStats:
     """Wall time of the steps taken in this session."""
     steps: int
     """Steps taken in this session."""
+
+
+class IntervalMean:
+    """Each live run's mean objective over the steps since the last log record, summed on the device (no
+    host sync). One batch's loss is a noisy estimate of the objective; the interval mean is what the
+    convergence figure reads. Runs dropped in between (diverged members of an ensemble) are dropped here
+    too, by identity."""
+
+    def __init__(self):
+        self.total: torch.Tensor | None = None
+        self.count = 0
+        self.runs: list = []
+
+    def _align(self, runs: list) -> None:
+        if self.total is not None and [id(run) for run in runs] != [id(run) for run in self.runs]:
+            positions = {id(run): slot for slot, run in enumerate(self.runs)}
+            index = torch.as_tensor([positions[id(run)] for run in runs], dtype=torch.int64)
+            self.total = self.total[index.to(self.total.device)]
+        self.runs = list(runs)
+
+    def add(self, loss: torch.Tensor, runs: list) -> None:
+        """Add one step's loss (one value per run in `runs`, the live runs that took the step)."""
+        self._align(runs)
+        loss = loss.detach().float().reshape(-1)
+        self.total = loss.clone() if self.total is None else self.total + loss  # clone: a graph's buffer is reused
+        self.count += 1
+
+    def take(self, runs: list) -> torch.Tensor:
+        """The means of the runs in `runs` (a subset of those added), and start a new interval."""
+        self._align(runs)
+        mean = self.total / self.count
+        self.total, self.count = None, 0
+        return mean
 
 
 def _per_run(outputs: dict[str, torch.Tensor]) -> dict[str, list[float]]:
@@ -121,9 +155,11 @@ def train_loop(stepper: Stepper, settings, start_step: int, eval_images: torch.T
     the session's timing. Stops early when every run has diverged."""
     bar = tqdm(total=settings.steps, initial=start_step, desc=label, disable=not progress, dynamic_ncols=True)
     started, taken = time.perf_counter(), 0
+    interval = IntervalMean()
     try:
         for step in range(start_step, settings.steps):
             outputs = stepper.step(step)
+            interval.add(outputs["loss"], stepper.runs)
             taken, done = taken + 1, step + 1
             bar.update(1)
             log_now = done % settings.log_every == 0 or done == settings.steps
@@ -131,6 +167,7 @@ def train_loop(stepper: Stepper, settings, start_step: int, eval_images: torch.T
             if log_now or checkpoint_now:
                 outputs = _drop_diverged(stepper, outputs, done)
             if log_now and stepper.runs:
+                outputs = {**outputs, INTERVAL_KEY: interval.take(stepper.runs)}
                 records = _records(outputs, done, time.perf_counter() - started, taken * settings.batch_size,
                                    len(stepper.runs))
                 for run, record in zip(stepper.runs, records):
