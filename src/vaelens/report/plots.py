@@ -80,6 +80,10 @@ def _legend(axis) -> None:
 def rate_distortion_figure(records: list[RunRecord], dataset: str, distortion_keys: list[str]) -> bytes:
     """Rate against each distortion metric (one panel each), a curve per loss family and convention."""
     curves = _curves(records, dataset)
+    # a metric another data set's runs have (its own training feature network, say) gets no empty panel here
+    present = [key for key in distortion_keys if any(run.metric(key) is not None for by_beta in curves.values()
+                                                     for runs in by_beta.values() for run in runs)]
+    distortion_keys = present or distortion_keys
     figure, axes = plt.subplots(1, len(distortion_keys), figsize=(4.2 * len(distortion_keys), 3.4), squeeze=False)
     for axis, key in zip(axes[0], distortion_keys):
         label, better = distortion_label(key)

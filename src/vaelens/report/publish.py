@@ -140,25 +140,24 @@ def provenance_block(study_dir: Path, records: list[RunRecord]) -> str:
 
 FIGURES = (
     ("rate-distortion", "rate against each distortion metric, mean over seeds (bars: +-1 sd)"),
-    ("information", "C1: rate and I(x; z) against beta"),
     ("geometry", "C2 and C3: IsoScore and participation ratio of posterior means (active units), normalised "
                  "entropy of the posterior-variance profile"),
     ("variance-profiles", "sorted share of posterior variance per unit; flatter = more even (C3)"),
     ("covariance-spectra", "eigenvalues of Cov(mu); flatter over the active units = more isotropic (C2)"),
     ("mechanism", "the probe: posterior variance predicted from the decoder Jacobian and the loss metric against "
                   "the encoder's (top), curvature per unit (bottom)"),
-    ("training", "logged training objective of the lowest seed at each beta; shaded: the last 20% of steps"),
 )
+"""The figures of the document (the report has more: information vs beta, matched-rate curves, loss curves)."""
+DOCUMENT_COLOURS = 64
+"""Palette size of the document's PNGs: line plots need few colours, and the repository keeps every version."""
 
 
-def _figure(name: str, records: list[RunRecord], dataset: str, logs: dict[str, list[dict]]) -> bytes | None:
+def _figure(name: str, records: list[RunRecord], dataset: str) -> bytes | None:
     from vaelens.report import plots
     from vaelens.report.collect import distortion_keys
     if name == "rate-distortion":
         keys = distortion_keys(records)
         return plots.rate_distortion_figure(records, dataset, keys) if keys else None
-    if name == "information":
-        return plots.metrics_vs_beta_figure(records, dataset, ["rate", "mutual_information"], "information")
     if name == "geometry":
         return plots.metrics_vs_beta_figure(records, dataset, ["isoscore_active", "participation_ratio_active",
                                                                "variance_entropy"], "geometry")
@@ -168,14 +167,25 @@ def _figure(name: str, records: list[RunRecord], dataset: str, logs: dict[str, l
     if name == "covariance-spectra":
         return plots.profiles_figure(records, dataset, "geometry.covariance_spectrum", "eigenvalue of Cov(mu)",
                                      "spectrum", False)
-    if name == "mechanism":
-        probed = plots.probe_runs(records)
-        return plots.mechanism_figure(probed, dataset) if probed else None
-    return plots.loss_curves_figure(records, dataset, logs)
+    probed = plots.probe_runs(records)
+    return plots.mechanism_figure(probed, dataset) if probed else None
 
 
-def figures_block(records: list[RunRecord], logs: dict[str, list[dict]], markdown_path: Path, figures_dir: Path,
-                  write: bool) -> str:
+def _compact(image: bytes) -> bytes:
+    """The PNG re-quantised to DOCUMENT_COLOURS colours."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as opened:
+        palette = opened.convert("RGB").quantize(colors=DOCUMENT_COLOURS, method=Image.Quantize.MEDIANCUT,
+                                                 dither=Image.Dither.NONE)
+    compact = io.BytesIO()
+    palette.save(compact, format="PNG", optimize=True)
+    return compact.getvalue()
+
+
+def figures_block(records: list[RunRecord], markdown_path: Path, figures_dir: Path, write: bool) -> str:
     """Write every figure as PNG into `figures_dir` (unless `write` is False) and link them."""
     from vaelens.report import plots
 
@@ -186,10 +196,10 @@ def figures_block(records: list[RunRecord], logs: dict[str, list[dict]], markdow
         for name, caption in FIGURES:
             filename = f"{dataset}-{name}.png"
             if write:
-                image = _figure(name, records, dataset, logs)
+                image = _figure(name, records, dataset)
                 if image is None:
                     continue
-                atomic_write_bytes(figures_dir / filename, image)
+                atomic_write_bytes(figures_dir / filename, _compact(image))
             elif not (figures_dir / filename).is_file():
                 continue
             lines.append(f"![{dataset}: {name}]({relative.as_posix()}/{filename})  \n*{caption}*\n")
@@ -203,7 +213,7 @@ def generated_blocks(study_dir: Path, markdown_path: Path, figures_dir: Path, wr
     return {"provenance": provenance_block(study_dir, records), "verdicts": verdicts_block(payload),
             "claims": claims_block(payload), "convergence": convergence_block(records, logs),
             "probe": probe_block(records),
-            "figures": figures_block(records, logs, markdown_path, figures_dir, write_figures)}
+            "figures": figures_block(records, markdown_path, figures_dir, write_figures)}
 
 
 def fill_blocks(text: str, blocks: dict[str, str]) -> str:
