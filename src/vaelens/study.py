@@ -74,7 +74,8 @@ SCALES = {
     "quick": StudyScale(steps=160, subset=1024, betas=(1.0, 4.0), seeds=(0, 1, 2), channels=8, hidden_dim=32,
                         batch_size=32, analysis_images=256, disc_channels=16, disc_layers=2,
                         distortion_images=128, disentanglement=False),
-    # The study a 2-core CPU can converge in about 1.5 hours (wall time and what it found: STUDY.md). Cuts,
+    # The study two CPU cores run in under 2 hours (1 h 49 min; what it found: STUDY.md). Its 1,200 steps do
+    # not reach the 2% plateau (STUDY.md, "Did the models converge?"): more steps need a GPU or fewer settings. Cuts,
     # each because its cost per run is the largest and the setting it drops is the least informative:
     # - MLP models (256 hidden, 10 latents), not conv64: conv64 on dSprites is still collapsed after a CPU
     #   minute (vaelens.demo); batches of 32, so that the budget buys 1,200 Adam steps (lr 1e-3);
