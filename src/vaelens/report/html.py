@@ -258,13 +258,15 @@ def _p(value) -> str:
     return "n/a" if value is None else f"{value:.2g}"
 
 
-def _overlap(row: dict) -> str:
+def compared_over(row: dict, number=lambda value: f"{value:.3g}") -> str:
+    """What a claims row compared over: "same beta", "no overlap", or the range of the matching variable
+    (its ends printed by `number`)."""
     overlap = row["overlap"]
     if overlap is None:
         return "same beta"
     if overlap["low"] is None:
-        return "none"
-    return f"{overlap['variable']} in [{overlap['low']:.3g}, {overlap['high']:.3g}] {overlap['units']}"
+        return "no overlap"
+    return f"{overlap['variable']} in [{number(overlap['low'])}, {number(overlap['high'])}] {overlap['units']}"
 
 
 def multiplicity_html(payload: dict) -> str:
@@ -297,7 +299,7 @@ def claims_html(payload: dict) -> str:
                    [[r["claim"], r["comparison"], f"{r['metric']} ({r['metric_units']})", r["dataset"],
                      f"{r['convention']} (vs {r['baseline_convention']})", r["neural_family"], _number(r["effect"]),
                      f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]", _p(r["p_value"]), _p(r["p_holm"]),
-                     r["n_pairs"], _overlap(r), r["verdict"], r["verdict_reason"]]
+                     r["n_pairs"], compared_over(r), r["verdict"], r["verdict_reason"]]
                     for r in rows], [r["verdict"] for r in rows], css_class="claims")
     return intro + table
 

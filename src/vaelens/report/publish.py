@@ -24,6 +24,7 @@ from vaelens.io import atomic_write_bytes, atomic_write_text, read_json
 from vaelens.report.claims import summary_rows
 from vaelens.report.collect import RunRecord, load_sweep
 from vaelens.report.convergence import COLUMNS, convergence_rows, convergence_text, run_logs
+from vaelens.report.html import compared_over
 
 BLOCK = re.compile(r"(<!-- vaelens:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /vaelens:(?P=name) -->)", re.DOTALL)
 """A generated block; its body is everything between the two marker lines."""
@@ -56,22 +57,12 @@ def markdown_table(header: tuple | list, rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _compared_over(row: dict) -> str:
-    overlap = row["overlap"]
-    if overlap is None:
-        return "same beta"
-    if overlap["low"] is None:
-        return "no overlap"
-    low, high = cell_number(overlap["low"]), cell_number(overlap["high"])
-    return f"{overlap['variable']} in [{low}, {high}] {overlap['units']}"
-
-
 def claims_table_rows(payload: dict, comparison: str) -> list[list]:
     """The document's rows of one comparison: claims.json's pooled rows, in its order."""
     return [[row["claim"], f"{row['metric']} ({row['metric_units']})", row["dataset"],
              f"{row['convention']} (vs {row['baseline_convention']})", row["neural_family"], cell_number(row["effect"]),
              f"[{cell_number(row['ci_low'])}, {cell_number(row['ci_high'])}]", cell_number(row["p_value"]),
-             cell_number(row["p_holm"]), cell_number(row["n_pairs"]), _compared_over(row), row["verdict"],
+             cell_number(row["p_holm"]), cell_number(row["n_pairs"]), compared_over(row, cell_number), row["verdict"],
              row["verdict_reason"]]
             for row in summary_rows(payload) if row["comparison"] == comparison]
 
