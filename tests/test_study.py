@@ -1,5 +1,6 @@
 """The study's sweep specs (`vaelens reproduce`) and the demo's as data, and one tiny study end to end."""
 
+import dataclasses
 import itertools
 import json
 
@@ -136,6 +137,13 @@ def test_ldm_runs_use_latent_diffusions_own_perceptual_weight():
         assert variant["loss.perceptual_weight"] == expected
 
 
+def _runs(spec):
+    """(variant with its beta, seed) of every run of a study spec, beta from the grid or the zipped axis."""
+    betas = spec["grid"].get("loss.beta", [None])
+    return [({**variant, "loss.beta": variant.get("loss.beta", beta)}, seed)
+            for beta, seed, variant in itertools.product(betas, spec["grid"]["train.seed"], _variants(spec))]
+
+
 def test_standard_study_meets_the_study_issue_minimums():
     scale = SCALES["standard"]
     assert len(scale.betas) >= 4 and len(scale.seeds) >= 5
@@ -148,19 +156,54 @@ def test_standard_study_meets_the_study_issue_minimums():
     assert ("convex", "gaussian", "+perceptual") in natural
     assert {("ldm", "laplace", "pointwise"), ("ldm", "laplace", "+perceptual")} <= natural
     assert {("additive", "gaussian_learned", "pointwise"), ("additive", "gaussian_learned", "+perceptual")} <= natural
-    assert ("convex", "bernoulli", "+perceptual") in settings["dsprites"]
+    assert {("additive", "bernoulli", "pointwise"), ("additive", "bernoulli", "+perceptual")} <= settings["dsprites"]
     for dataset, spec in specs.items():
         overrides = spec["overrides"]
-        assert overrides["model.name"] == "mlp" and overrides["train.steps"] == scale.steps
+        steps = scale.for_dataset("steps", dataset)
+        assert overrides["model.name"] == "mlp" and overrides["train.steps"] == steps
+        assert overrides["train.lr_schedule"] == "cosine"
         # enough records near 80% and 100% of the steps for the convergence figure's window means
-        assert scale.steps // overrides["train.log_every"] >= 40
+        assert steps // overrides["train.log_every"] >= 40
         assert spec["analysis"]["probe"] is True
+        runs = _runs(spec)
+        # the pointwise and +perceptual families span the whole grid, from high rate to near collapse
+        for variant, _ in runs:
+            if _family(variant) in ("pointwise", "+perceptual"):
+                assert {v["loss.beta"] for v, _ in runs if v["loss.convention"] == variant["loss.convention"]
+                        and v["loss.likelihood"] == variant["loss.likelihood"]
+                        and _family(v) == _family(variant)} == set(scale.betas)
+        # at least five seeds of every (setting, beta)
+        seeds = {}
+        for variant, seed in runs:
+            seeds.setdefault(tuple(sorted(map(str, variant.items()))), set()).add(seed)
+        assert min(map(len, seeds.values())) >= 5
     assert specs["natural"]["overrides"]["data.image_size"] == 32
     assert specs["natural"]["overrides"]["data.subset"] is None
     assert specs["dsprites"]["overrides"]["data.subset"] == 20_000
-    for variant in _variants(specs["natural"]):  # every variant resolves to a valid config
-        resolve("natural-bvae", None, [f"{k}={'null' if v is None else v}" for k, v in
-                                       {**specs["natural"]["overrides"], **variant}.items()])
+    for variant, seed in _runs(specs["natural"]):  # every run resolves to a valid config
+        config = resolve("natural-bvae", None, [f"{k}={'null' if v is None else v}" for k, v in
+                                                {**specs["natural"]["overrides"], **variant}.items()])
+        assert config.loss.beta == variant["loss.beta"]
+
+
+def test_family_betas_run_a_family_at_fewer_betas_and_nothing_else_changes():
+    base = dataclasses.replace(SCALES["quick"], betas=(1.0, 2.0, 4.0, 8.0))
+    cut = dataclasses.replace(base, family_betas={"natural": {"+adversarial": (2.0, 8.0), "+both": (8.0,)}})
+    full, fewer = study_spec("natural", base), study_spec("natural", cut)
+    assert "loss.beta" not in fewer["grid"] and fewer["grid"]["train.seed"] == full["grid"]["train.seed"]
+    full_runs = {(tuple(sorted(map(str, v.items()))), s) for v, s in _runs(full)}
+    fewer_runs = {(tuple(sorted(map(str, v.items()))), s) for v, s in _runs(fewer)}
+    assert fewer_runs < full_runs  # the same runs, some left out
+    kept = {(_family(v), v["loss.beta"]) for v, _ in _runs(fewer)}
+    assert {beta for family, beta in kept if family == "+adversarial"} == {2.0, 8.0}
+    assert {beta for family, beta in kept if family == "+both"} == {8.0}
+    assert {beta for family, beta in kept if family == "pointwise"} == {1.0, 2.0, 4.0, 8.0}
+    conventions = {family: sum(_family(v) == family for v in _variants(full)) for family in ("+adversarial", "+both")}
+    # 3 seeds; each convention's +adversarial drops 2 of the 4 betas, its +both 3
+    assert len(_runs(fewer)) == len(_runs(full)) - 3 * (2 * conventions["+adversarial"] + 3 * conventions["+both"])
+    with pytest.raises(ValueError, match="family_betas"):
+        study_spec("natural", dataclasses.replace(base, family_betas={"natural": {"+both": (3.0,)}}))
+    assert study_spec("dsprites", cut)["grid"]["loss.beta"] == list(base.betas)  # only the data set named
 
 
 def test_a_cut_that_drops_a_neural_settings_baseline_is_refused():

@@ -22,8 +22,8 @@ FAMILIES = ("pointwise", "+perceptual", "+adversarial", "+both")
 class StudyScale:
     """How big each run of the study is."""
 
-    steps: int
-    """Training steps per run."""
+    steps: int | dict
+    """Training steps per run, or data set -> that."""
     subset: int | None | dict
     """Training images (None: the whole data set), or data set -> that."""
     betas: tuple[float, ...]
@@ -63,6 +63,16 @@ class StudyScale:
     Conventions: those of DATASETS, plus "additive+learned-sigma" (the SD-style learned-sigma Gaussian)."""
     probe_images: int | None = None
     """Images each analysis runs the mechanistic probe on; None: no probe."""
+    lr_schedule: str | None = None
+    """train.lr_schedule (constant | cosine); None: the preset's (constant)."""
+    family_betas: dict | None = None
+    """Data set -> {family -> the betas (a subset of `betas`) its runs use}; families not listed, and every
+    family when None, run at every beta of `betas`."""
+
+    def for_dataset(self, name: str, dataset: str):
+        """The value of field `name` (steps, subset) for `dataset`: the field itself, or its entry for it."""
+        value = getattr(self, name)
+        return value.get(dataset) if isinstance(value, dict) else value
 
 
 SCALES = {
@@ -89,13 +99,13 @@ SCALES = {
     # - 2,048 analysis images (the probe on 16): I(x; z) estimates at rates near log 2048 = 7.6 nats are
     #   flagged saturated and withheld from verdicts rather than bought with O(N^2) estimators (log N grows
     #   by 1 nat per 2.7x images; the rates of the low betas are tens of nats, out of reach of any N).
-    "standard": StudyScale(steps=1200, subset={"dsprites": 20_000, "natural": None}, betas=(0.5, 2.0, 8.0, 32.0),
+    "standard": StudyScale(steps=2000, subset={"dsprites": 20_000, "natural": None}, betas=(0.5, 2.0, 8.0, 32.0),
                            seeds=(0, 1, 2, 3, 4), channels=16, hidden_dim=256, batch_size=32, analysis_images=2048,
                            disc_channels=16, disc_layers=2, distortion_images=256, disentanglement=False,
-                           model="mlp", latent_dim=10, lr=1e-3, natural_image_size=32, log_records=80,
-                           probe_images=16,
-                           variants={"dsprites": (("additive", "pointwise"), ("additive", "+perceptual"),
-                                                  ("convex", "+perceptual")),
+                           model="mlp", latent_dim=10, lr=2e-3, lr_schedule="cosine", natural_image_size=32,
+                           log_records=100, probe_images=16,
+                           family_betas={"natural": {"+adversarial": (2.0, 8.0), "+both": (2.0, 8.0)}},
+                           variants={"dsprites": (("additive", "pointwise"), ("additive", "+perceptual")),
                                      "natural": (("additive", "pointwise"), ("additive", "+perceptual"),
                                                  ("additive", "+adversarial"), ("additive", "+both"),
                                                  ("convex", "+perceptual"), ("ldm", "pointwise"),
@@ -172,25 +182,48 @@ def loss_variants(dataset: str, families=FAMILIES, perceptual: str | None = None
     return axis
 
 
+def beta_axes(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: str | None = None
+              ) -> tuple[dict, dict]:
+    """(grid, zipped loss axis) of one data set: beta on the grid when every family runs at every beta;
+    otherwise beta joins the zipped axis, each (convention, family) repeated at its family's betas."""
+    variants = loss_variants(dataset, families, perceptual, scale.variants)
+    family_betas = (scale.family_betas or {}).get(dataset)
+    if not family_betas:
+        return {"loss.beta": list(scale.betas)}, variants
+    unknown = {family: betas for family, betas in family_betas.items()
+               if family not in FAMILIES or not set(betas) <= set(scale.betas)}
+    if unknown:
+        raise ValueError(f"{dataset}: family_betas {unknown}: families must come from {', '.join(FAMILIES)} and "
+                         f"their betas from the scale's grid {list(scale.betas)}")
+    zipped: dict[str, list] = {key: [] for key in (*variants, "loss.beta")}
+    for index, (_, family) in enumerate(study_pairs(dataset, families, scale.variants)):
+        for beta in family_betas.get(family, scale.betas):
+            for key, values in variants.items():
+                zipped[key].append(values[index])
+            zipped["loss.beta"].append(beta)
+    return {}, zipped
+
+
 def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: str | None = None) -> dict:
     """The sweep spec (vaelens.sweep format) of one data set of the study."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown study data set '{dataset}'; available: {', '.join(DATASETS)}")
     settings = DATASETS[dataset]
-    subset = scale.subset.get(dataset) if isinstance(scale.subset, dict) else scale.subset
+    subset, steps = scale.for_dataset("subset", dataset), scale.for_dataset("steps", dataset)
     overrides = {"data.subset": subset, "model.channels": scale.channels,
-                 "model.hidden_dim": scale.hidden_dim, "train.steps": scale.steps,
-                 "train.batch_size": scale.batch_size, "train.checkpoint_every": max(1, scale.steps // 4),
-                 "train.log_every": max(1, scale.steps // scale.log_records),
+                 "model.hidden_dim": scale.hidden_dim, "train.steps": steps,
+                 "train.batch_size": scale.batch_size, "train.checkpoint_every": max(1, steps // 4),
+                 "train.log_every": max(1, steps // scale.log_records),
                  "loss.disc_channels": scale.disc_channels, "loss.disc_layers": scale.disc_layers,
-                 "loss.disc_start": scale.steps // 4}
-    optional = {"model.name": scale.model, "model.latent_dim": scale.latent_dim, "train.lr": scale.lr}
+                 "loss.disc_start": steps // 4}
+    optional = {"model.name": scale.model, "model.latent_dim": scale.latent_dim, "train.lr": scale.lr,
+                "train.lr_schedule": scale.lr_schedule}
     overrides.update({key: value for key, value in optional.items() if value is not None})
     if dataset == "natural" and scale.natural_image_size != 64:
         overrides["data.image_size"] = scale.natural_image_size
+    grid, variants = beta_axes(dataset, scale, families, perceptual)
     return {"name": f"study-{dataset}", "preset": settings["preset"], "overrides": overrides,
-            "grid": {"loss.beta": list(scale.betas), "train.seed": list(scale.seeds)},
-            "zip": [loss_variants(dataset, families, perceptual, scale.variants)],
+            "grid": {**grid, "train.seed": list(scale.seeds)}, "zip": [variants],
             "analyze": True, "analysis_images": scale.analysis_images, "analysis_quick": True,
             "analysis": {"distortion_images": scale.distortion_images if scale.analysis_images == "auto"
                          else min(scale.distortion_images, scale.analysis_images),

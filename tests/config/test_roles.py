@@ -97,6 +97,7 @@ def test_convex_runs_get_new_ids_because_their_rule_changed():
     def old_rule(config):  # vaelens 0.1's run id: the resolved config without the execution keys
         values = config_module.to_dict(config)
         values["train"].pop("channels_last"), values["train"].pop("cuda_graph"), values["train"].pop("tensorboard")
+        assert values["train"].pop("lr_schedule") == "constant"  # added later, at 0.1's behaviour
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
     additive = resolve("dsprites-perceptual")

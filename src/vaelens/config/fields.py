@@ -34,15 +34,19 @@ def _declare(role: str, default, factory, check: Check | None, **flags) -> datac
 
 
 def result(default=dataclasses.MISSING, *, factory=dataclasses.MISSING, check: Check | None = None,
-           resumable: bool = False, per_member: bool = False, term: str | None = None) -> dataclasses.Field:
+           resumable: bool = False, per_member: bool = False, term: str | None = None,
+           added_later: bool = False) -> dataclasses.Field:
     """A field that changes what the run computes.
 
     `resumable`: may still change on resume (a run may be extended with more steps).
     `per_member`: members of one ensemble may differ in it (beta and seed; everything else they share).
     `term`: the reconstruction term the field configures (perceptual, adversarial, structural, neural);
     the claims compare runs that differ in such terms, so those fields are not part of their pairing.
+    `added_later`: the field came after run ids were first handed out; at its default (what every earlier
+    run did) it is left out of the run id, so earlier runs keep theirs.
     """
-    return _declare("result", default, factory, check, resumable=resumable, per_member=per_member, term=term)
+    return _declare("result", default, factory, check, resumable=resumable, per_member=per_member, term=term,
+                    added_later=added_later)
 
 
 def bookkeeping(default=dataclasses.MISSING, *, factory=dataclasses.MISSING,

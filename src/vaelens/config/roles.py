@@ -62,9 +62,12 @@ id (a rerun of an old sweep retrains such runs instead of mixing the two rules).
 
 def config_hash(config) -> str:
     """A short, stable hash of the resolved config with the execution keys left out: it names run
-    directories, so equal configs share one, and switching the fast path on does not retrain a sweep."""
+    directories, so equal configs share one, and switching the fast path on does not retrain a sweep.
+    Fields added later are left out at their default, so a run id handed out before they existed holds."""
     execution = set(keys_where(role="execution"))
-    values = {key: value for key, value in _flat(dataclasses.asdict(config)).items() if key not in execution}
+    defaults = {key: item.default for key, item in config_fields() if item.metadata.get("added_later")}
+    values = {key: value for key, value in _flat(dataclasses.asdict(config)).items()
+              if key not in execution and not (key in defaults and value == defaults[key])}
     for (key, value), (marker, meaning) in MEANING_CHANGES.items():
         if values.get(key) == value:
             values[marker] = meaning

@@ -33,6 +33,7 @@ LearnedSigma = Literal["scalar", "pixel"]
 DiscriminatorLoss = Literal["hinge", "non_saturating"]
 DiscriminatorNorm = Literal["batch", "none"]
 StructuralKind = Literal["ssim", "ms_ssim"]
+LearningRateSchedule = Literal["constant", "cosine"]
 
 
 @dataclass
@@ -129,7 +130,12 @@ class TrainConfig:
     batch_size: int = result(64, check=at_least(1))
     """Images per step."""
     lr: float = result(1e-4, check=positive)
-    """Adam learning rate."""
+    """Adam learning rate (the peak of a schedule)."""
+    lr_schedule: LearningRateSchedule = result("constant", added_later=True)
+    """constant | cosine: the autoencoder's learning rate at step t is lr, or lr * (1 + cos(pi t / steps)) / 2
+    (annealed to 0 at the last step; the discriminator's stays disc_lr). Annealing removes the optimiser's
+    noise floor, so a run reaches its plateau in a few times fewer steps than at a constant rate (the
+    pilot in STUDY.md). The schedule follows train.steps: extending a cosine run on resume re-stretches it."""
     adam_betas: list[float] = result(factory=lambda: [0.9, 0.999], check=each(adam_beta, exact_length=2))
     """Adam (beta1, beta2)."""
     grad_clip: float | None = result(None, check=positive)

@@ -144,6 +144,9 @@ class EnsembleStepper:
     def first_bad_steps(self) -> list[int | None]:
         return self.watch.first_bad_step()
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.stack.optimizer]
+
     def keep(self, slots: list[int], step: int) -> None:
         self.runs = [self.runs[slot] for slot in slots]
         if self.runs:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from vaelens.training.convergence import INTERVAL_KEY
 from vaelens.training.run import TrainingRun
+from vaelens.training.schedule import set_learning_rate
 
 
 @dataclass
@@ -56,6 +57,9 @@ class Stepper(Protocol):
 
     def sync_runs(self) -> None:
         """Bring each run's own model and optimiser up to date (before checkpoints and at the end)."""
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The autoencoder optimisers the step uses (train.lr_schedule sets their rate before each step)."""
 
 
 @dataclass
@@ -158,6 +162,7 @@ def train_loop(stepper: Stepper, settings, start_step: int, eval_images: torch.T
     interval = IntervalMean()
     try:
         for step in range(start_step, settings.steps):
+            set_learning_rate(stepper.optimizers(), settings, step)
             outputs = stepper.step(step)
             interval.add(outputs["loss"], stepper.runs)
             taken, done = taken + 1, step + 1

@@ -80,6 +80,10 @@ def check_training_config(config: RunConfig) -> None:
         from vaelens.training.tensorboard import check_available
 
         check_available()
+    if config.train.cuda_graph and config.train.lr_schedule != "constant":
+        raise ValueError(f"train.cuda_graph=true replays Adam with the learning rate it was captured with, so it "
+                         f"cannot follow train.lr_schedule={config.train.lr_schedule}; set train.cuda_graph=false "
+                         "or train.lr_schedule=constant")
     if config.train.cuda_graph and config.loss.disc_weight > 0:
         raise ValueError(f"train.cuda_graph=true cannot capture an adversarial objective (loss.disc_weight="
                          f"{config.loss.disc_weight}): its discriminator step and disc_start switch run on the "
