@@ -258,7 +258,7 @@ def _add_reproduce_parser(commands) -> None:
     size.add_argument("--quick", action="store_true", help="small subsets and few steps, ~30 min on 2 CPU cores "
                                                            "(the default)")
     size.add_argument("--standard", action="store_true", help="the CPU study published in STUDY.md: "
-                                                              "~1 h 50 min on 2 CPU cores")
+                                                              "~2 h on 2 CPU cores")
     size.add_argument("--full", action="store_true", help="the presets' models and steps: for a GPU")
     reproduce.add_argument("--out", required=True, help="output directory (rerun to resume)")
     reproduce.add_argument("--executor", default="local", choices=["local", "ray", "ensemble"],

@@ -95,3 +95,30 @@ def test_bad_loss_settings():
         build_likelihood(LossConfig(likelihood="gaussian", sigma=0.0), (1, 2, 2))
     with pytest.raises(ValueError, match="non-negative"):
         build_objective(LossConfig(beta=-1.0), (1, 2, 2))
+
+
+def test_each_likelihoods_constant_is_its_nll_at_a_perfect_reconstruction():
+    """constant() is the NLL's parameter-free part: what nll(x, x̂) is at x̂ = x (Gaussian, Laplace); the
+    convention weights it, and a learned scale has none."""
+    from vaelens.config import resolve
+    from vaelens.losses.objective import objective_constant
+    from vaelens.losses.pointwise import (
+        BernoulliLikelihood,
+        GaussianLikelihood,
+        LaplaceLikelihood,
+        LearnedGaussianLikelihood,
+    )
+
+    x = torch.rand(3, 1, 8, 8)
+    for likelihood in (GaussianLikelihood(0.1), LaplaceLikelihood(0.5)):
+        assert likelihood.constant(64) == pytest.approx(float(likelihood.nll(x, x)[0]), rel=1e-6)
+    assert BernoulliLikelihood().constant(64) == 0.0
+    assert LearnedGaussianLikelihood((1, 8, 8)).constant(64) is None
+    config = resolve("natural-bvae", None, ["loss.likelihood=gaussian", "loss.sigma=0.1"]).loss
+    shape = (3, 8, 8)
+    additive = objective_constant(config, shape)
+    assert additive == pytest.approx(192 * (math.log(0.1) + 0.5 * math.log(2 * math.pi)))
+    config.convention, config.neural_fraction = "convex", 0.25
+    assert objective_constant(config, shape) == pytest.approx(0.75 * additive)
+    config.convention = "ldm"
+    assert objective_constant(config, shape) is None

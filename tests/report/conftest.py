@@ -27,7 +27,7 @@ def _make_run(family: str, seed: int, beta: float, convention: str = "additive",
     analysis = {"rate": 10.0, "mutual_information": 4.0, "geometry_active.isoscore": 0.5,
                 "geometry_active.participation_ratio": 3.0, "posterior_variance.normalized_entropy": 0.8, **metrics}
     return RunRecord(f"{family}-{convention}-{beta}-{seed}", Path("/nonexistent"), {}, status, None, config,
-                     {"weighting_convention": convention}, analysis)
+                     {"weighting_convention": convention, "data": {"image_shape": [1, 64, 64]}}, analysis)
 
 
 @pytest.fixture

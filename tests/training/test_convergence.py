@@ -59,3 +59,32 @@ def test_each_record_holds_the_mean_objective_since_the_previous_one(tmp_path, t
         window = [r["loss"] for r in every_step if record["step"] - 4 < r["step"] <= record["step"]]
         assert record["loss_interval_mean"] == pytest.approx(sum(window) / 4, rel=1e-5)
         assert record["loss"] == pytest.approx(window[-1], rel=1e-6)
+
+
+def test_the_figure_is_measured_from_the_objectives_origin():
+    """A likelihood's normalising constant shifts the objective but not what training reduces: the figure
+    read from the origin is the same whatever the constant, and a raw figure is not."""
+    curve = [1000 + 1000 * 0.5 ** (i / 10) for i in range(100)]
+    reference = convergence(_records(curve, 1000), 1000)
+    for constant in (-4250.0, 300.0):
+        shifted = _records([value + constant for value in curve], 1000)
+        measured = convergence(shifted, 1000, origin=constant)
+        assert measured["relative_improvement"] == pytest.approx(reference["relative_improvement"], rel=1e-12)
+        assert measured["improvement_nats"] == pytest.approx(reference["improvement_nats"], rel=1e-9)
+        assert convergence(shifted, 1000)["relative_improvement"] != pytest.approx(reference["relative_improvement"])
+    learned = convergence(_records(curve, 1000), 1000, origin=None)
+    assert learned["origin"] is None and "no fixed origin" in learned["note"]
+
+
+def test_a_finished_gaussian_run_uses_its_normalising_constant(tmp_path, tiny_config):
+    import math
+
+    from vaelens import train
+
+    tiny_config.loss.likelihood, tiny_config.loss.sigma = "gaussian", 0.1
+    tiny_config.train.steps, tiny_config.train.log_every = 40, 2
+    figure = train(tiny_config, tmp_path / "run").summary["convergence"]
+    pixels = 64 * 64  # dSprites: one channel
+    assert figure["origin"] == pytest.approx(pixels * (math.log(0.1) + 0.5 * math.log(2 * math.pi)))
+    assert figure["relative_improvement"] == pytest.approx(
+        figure["improvement_nats"] / abs(figure["loss_at_80_percent"] - figure["origin"]))

@@ -19,6 +19,7 @@ layer (or disc_weight when not adaptive), zero before disc_start.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 
@@ -216,6 +217,20 @@ class VAEObjective(nn.Module):
     @property
     def is_pointwise(self) -> bool:
         return not self.terms and self.adversarial is None
+
+
+def objective_constant(config, image_shape) -> float | None:
+    """The training objective's parameter-free constant per image, in nats, for a LossConfig on images of
+    `image_shape`: the likelihood's normalising constant as the convention weights it (additive: 1, convex:
+    1 - a); None where a learned scale (gaussian_learned, ldm's s) leaves the objective without a fixed origin.
+    beta KL and the neural terms are >= 0 with 0 attainable in principle, so the objective less this constant
+    is a non-negative quantity (but for a hinge adversarial term's -D(x̂)), the one a relative change is read on."""
+    if config.convention == "ldm":
+        return None
+    constant = build_likelihood(config, image_shape).constant(math.prod(image_shape))
+    if constant is None:
+        return None
+    return (1.0 - config.neural_fraction) * constant if config.convention == "convex" else constant
 
 
 def build_objective(config, image_shape, model: nn.Module | None = None, device="cpu") -> VAEObjective:

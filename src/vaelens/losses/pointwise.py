@@ -43,6 +43,12 @@ class PointwiseLikelihood(nn.Module):
         that point said in words: x̂ = x, the point a good reconstruction approaches."""
         return images, "x_hat = x"
 
+    def constant(self, pixels: int) -> float | None:
+        """The part of nll(x, x̂) per image that no parameter moves (its normalising constant), in nats, for
+        images of `pixels` values; None when a learned scale leaves the NLL without a fixed origin. The
+        convergence figure measures the objective from here, so the choice of sigma does not shift it."""
+        return 0.0
+
     def describe(self) -> dict:
         return {"likelihood": self.name}
 
@@ -61,7 +67,10 @@ class GaussianLikelihood(PointwiseLikelihood):
     def nll(self, x, output):
         pixels = x[0].numel()
         squared = (x - output).pow(2).flatten(1).sum(1)
-        return squared / (2 * self.sigma**2) + pixels * (math.log(self.sigma) + HALF_LOG_TWO_PI)
+        return squared / (2 * self.sigma**2) + self.constant(pixels)
+
+    def constant(self, pixels):
+        return pixels * (math.log(self.sigma) + HALF_LOG_TWO_PI)
 
     def describe(self):
         return {"likelihood": self.name, "sigma": self.sigma}
@@ -104,8 +113,10 @@ class MetricGaussianLikelihood(PointwiseLikelihood):
                              f"images have {pixels} pixels; build it for images of shape {tuple(x.shape[1:])}")
         delta = (x - output).flatten(1)
         quadratic = torch.einsum("bi,ij,bj->b", delta, self.metric.to(delta.dtype), delta)
-        return (quadratic / (2 * self.sigma**2) + pixels * (math.log(self.sigma) + HALF_LOG_TWO_PI)
-                - 0.5 * self.log_det_metric)
+        return quadratic / (2 * self.sigma**2) + self.constant(pixels)
+
+    def constant(self, pixels):
+        return pixels * (math.log(self.sigma) + HALF_LOG_TWO_PI) - 0.5 * self.log_det_metric
 
     def describe(self):
         return {"likelihood": self.name, "sigma": self.sigma, "metric": self.source,
@@ -141,6 +152,9 @@ class LearnedGaussianLikelihood(PointwiseLikelihood):
         per_pixel = 0.5 * (x - output).pow(2) * torch.exp(-2 * log_sigma) + log_sigma + HALF_LOG_TWO_PI
         return per_pixel.flatten(1).sum(1)
 
+    def constant(self, pixels):
+        return None  # sum(log sigma) moves with training: the NLL has no fixed origin
+
     def describe(self):
         sigma = torch.exp(self.log_sigma.detach())
         return {"likelihood": self.name, "learned_sigma": "pixel" if self.per_pixel else "scalar",
@@ -160,7 +174,10 @@ class LaplaceLikelihood(PointwiseLikelihood):
 
     def nll(self, x, output):
         pixels = x[0].numel()
-        return (x - output).abs().flatten(1).sum(1) / self.scale + pixels * math.log(2 * self.scale)
+        return (x - output).abs().flatten(1).sum(1) / self.scale + self.constant(pixels)
+
+    def constant(self, pixels):
+        return pixels * math.log(2 * self.scale)
 
     def calibration_point(self, images):
         raise ValueError("a calibrated neural weight (loss.perceptual_weight=auto) matches curvatures, and the "

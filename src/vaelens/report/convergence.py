@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import statistics
 
+from vaelens import config as config_module
 from vaelens.losses.families import family_order
+from vaelens.losses.objective import objective_constant
 from vaelens.report.collect import RunRecord
-from vaelens.training.convergence import RULE, convergence
+from vaelens.training.convergence import NO_ORIGIN, RULE, convergence
 
 COLUMNS = ("dataset", "family", "convention", "runs", "converged", "median improvement", "median standard error",
-           "largest improvement")
+           "largest improvement", "median improvement (nats/image)")
 
 
 def run_convergence(record: RunRecord, log: list[dict] | None) -> dict:
-    """The convergence figure of one run: from its log (metrics.jsonl records) when given, else summary.json's."""
+    """The convergence figure of one run: from its log (metrics.jsonl records) when given, measured from the
+    objective's origin (its parameter-free constant, from the run's config and image shape); else
+    summary.json's."""
     steps = record.setting("train.steps")
-    if log and steps:
-        return convergence(log, int(steps))
+    shape = (record.summary.get("data") or {}).get("image_shape")
+    if log and steps and shape and record.config:
+        origin = objective_constant(config_module.from_dict(record.config).loss, tuple(shape))
+        return convergence(log, int(steps), origin=origin)
     return record.summary.get("convergence") or {}
 
 
@@ -39,17 +45,22 @@ def convergence_rows(records: list[RunRecord], logs: dict[str, list[dict]]) -> l
     for (dataset, family, convention), figures in sorted(groups.items(), key=lambda item: (
             item[0][0], family_order(item[0][1]), item[0][1], item[0][2])):
         improvements = [figure["relative_improvement"] for figure in figures]
+        nats = [figure["improvement_nats"] for figure in figures if figure.get("improvement_nats") is not None]
+        # A learned scale leaves the objective without an origin: its relative figures are on the raw value.
+        no_origin = any("origin" in figure and figure["origin"] is None for figure in figures)
         errors = [figure["standard_error"] for figure in figures if figure.get("standard_error") is not None]
         rows.append([dataset, family, convention, len(figures), sum(bool(f["converged"]) for f in figures),
                      f"{statistics.median(improvements):+.2%}",
-                     f"{statistics.median(errors):.2%}" if errors else "n/a", f"{max(improvements):+.2%}"])
+                     f"{statistics.median(errors):.2%}" if errors else "n/a", f"{max(improvements):+.2%}",
+                     (f"{statistics.median(nats):+.1f}" if nats else "n/a") + (" (no origin)" if no_origin else "")])
     return rows
 
 
 def convergence_text(rows: list[list]) -> str:
     """One sentence: the rule and how many runs meet it."""
     return (f"Convergence: {RULE}. {sum(row[4] for row in rows)} of {sum(row[3] for row in rows)} runs converged; "
-            "the standard error of each improvement comes from the scatter of the logged values in its two windows")
+            "the standard error of each improvement comes from the scatter of the logged values in its two windows. "
+            f"Rows marked (no origin): {NO_ORIGIN}")
 
 
 def run_logs(records: list[RunRecord]) -> dict[str, list[dict]]:

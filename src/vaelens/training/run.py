@@ -17,6 +17,7 @@ import vaelens
 from vaelens.config import RunConfig
 from vaelens.errors import VaelensError
 from vaelens.losses.calibration import calibration_images
+from vaelens.losses.objective import objective_constant
 from vaelens.models import VAE
 from vaelens.training.checkpoint import restore
 from vaelens.training.convergence import convergence
@@ -180,7 +181,8 @@ class TrainingRun:
                         "weighting_convention": self.context["objective"]["convention"], **self.context,
                         "images_per_s": images_per_s, "train_seconds_this_session": seconds,
                         "eval": {**evaluate(self.model, self.objective, eval_images, generator), **eval_subset}}
-        self.summary["convergence"] = convergence(self.directory.read_metrics(), settings.steps)
+        origin = objective_constant(self.config.loss, tuple(self.context["data"]["image_shape"]))
+        self.summary["convergence"] = convergence(self.directory.read_metrics(), settings.steps, origin=origin)
         if self.objective.calibrations:
             self.summary["calibration"] = {name: result.describe()
                                            for name, result in self.objective.calibrations.items()}
