@@ -144,7 +144,7 @@ def command_reproduce(args) -> int:
 def command_publish(args) -> int:
     from vaelens.report.publish import publish
 
-    differing = publish(args.study_dir, args.markdown, args.figures, check=args.check)
+    differing = publish(args.study_dir, args.markdown, args.figures, check=args.check, previous_dir=args.previous)
     if args.check:
         if differing:
             print(f"{args.markdown} does not match {args.study_dir}: block(s) {', '.join(differing)} differ; "
@@ -247,6 +247,8 @@ def _add_publish_parser(commands) -> None:
                                                            "... <!-- /vaelens:NAME --> blocks")
     publish.add_argument("--figures", default=None, help="folder for the PNG figures (default: docs/study beside "
                                                          "the document)")
+    publish.add_argument("--previous", default=None, help="an earlier study directory: fills the document's "
+                         "'previous' block with each pooled row's effect and verdict in both studies")
     publish.add_argument("--check", action="store_true", help="write nothing; exit 1 if a block differs from what "
                                                               "the study directory gives")
     publish.set_defaults(handler=command_publish)

@@ -1,5 +1,6 @@
 """vaelens.report.publish: the study document's generated blocks come from the study directory, number by number."""
 
+import json
 import os
 import re
 import shutil
@@ -119,8 +120,28 @@ def test_errors_name_the_problem(published, tmp_path):
         publish(tmp_path / "nowhere", document)
 
 
+def test_previous_block_puts_each_rows_effect_beside_the_earlier_studys(published, tmp_path):
+    study, document = published
+    previous = shutil.copytree(study, tmp_path / "previous")
+    payload = read_json(previous / "claims.json")
+    row = next(row for row in summary_rows(payload) if row["effect"] is not None)
+    row["effect"], row["verdict"] = 98765.0, "supported" if row["verdict"] != "supported" else "contradicted"
+    (previous / "claims.json").write_text(json.dumps(payload))
+    document.write_text(document.read_text() + "<!-- vaelens:previous -->\n<!-- /vaelens:previous -->\n")
+    with pytest.raises(ValueError, match="--previous"):
+        publish(study, document)
+    assert publish(study, document, previous_dir=previous) == []
+    text = document.read_text()
+    assert f"{len(summary_rows(payload))} pooled rows in both studies; 1 changed verdict" in text
+    assert f"| {cell_number(98765.0)} |" in text
+    assert publish(study, document, check=True, previous_dir=previous) == []
+    assert main(["publish", str(study), "--markdown", str(document), "--previous", str(previous), "--check"]) == 0
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("VAELENS_STUDY_DIR"), reason="set VAELENS_STUDY_DIR to the standard study's "
                                                                    "--out to check STUDY.md against it")
 def test_study_md_matches_the_study_directory():
-    assert publish(os.environ["VAELENS_STUDY_DIR"], ROOT / "STUDY.md", check=True) == []
+    # STUDY.md's 'previous' block compares with the first study (VAELENS_PREVIOUS_STUDY_DIR).
+    assert publish(os.environ["VAELENS_STUDY_DIR"], ROOT / "STUDY.md", check=True,
+                   previous_dir=os.environ.get("VAELENS_PREVIOUS_STUDY_DIR")) == []

@@ -9,8 +9,10 @@ study directory can confirm that every published number comes from it.
 Blocks: `provenance` (versions, runs, seconds), `verdicts` (counts per claim and comparison), `claims`
 (the pooled rows of claims.json, one table per comparison, raw and Holm-adjusted p), `convergence` (per
 loss setting), `probe` (the mechanistic probe's statistics per loss setting), `figures` (PNG links, written
-beside the document). Numbers in the claims table are
-claims.json's values printed by `cell_number`, so a test can map every cell back to its field.
+beside the document), and `previous` when a previous study directory is given: each pooled row's effect
+and verdict in both studies, side by side (how far a conclusion moved when the study changed). Numbers in
+the claims table are claims.json's values printed by `cell_number`, so a test can map every cell back to
+its field.
 """
 
 from __future__ import annotations
@@ -90,6 +92,38 @@ def verdicts_block(payload: dict) -> str:
     rows.append(["all pooled rows", "", *(sum(counts[(c, m, v)] for c, m in keys) for v in VERDICTS)])
     rows.append(["every row (per-beta too)", "", *(every[verdict] for verdict in VERDICTS)])
     return markdown_table(("claim", "comparison", *VERDICTS), rows)
+
+
+PREVIOUS_COLUMNS = ("claim", "comparison", "metric (units)", "dataset", "convention", "family", "effect now",
+                    "95% CI now", "verdict now", "effect before", "95% CI before", "verdict before")
+
+
+def row_key(row: dict) -> tuple:
+    """What identifies a pooled claims row across studies."""
+    matched_on = (row.get("overlap") or {}).get("variable")
+    return (row["claim"], row["comparison"], row["metric"], row["metric_key"], matched_on, row["dataset"],
+            row["convention"], row["baseline_convention"], row["neural_family"])
+
+
+def previous_block(payload: dict, previous: dict) -> str:
+    """The pooled rows of `payload` that `previous` (an earlier study's claims.json) also has, effect and
+    verdict in each; rows only one study has are counted, not listed."""
+    before = {row_key(row): row for row in summary_rows(previous)}
+    rows, only_now = [], 0
+    for row in summary_rows(payload):
+        old = before.pop(row_key(row), None)
+        if old is None:
+            only_now += 1
+            continue
+        rows.append([row["claim"], row["comparison"], f"{row['metric']} ({row['metric_units']})", row["dataset"],
+                     row["convention"], row["neural_family"], cell_number(row["effect"]),
+                     f"[{cell_number(row['ci_low'])}, {cell_number(row['ci_high'])}]", row["verdict"],
+                     cell_number(old["effect"]), f"[{cell_number(old['ci_low'])}, {cell_number(old['ci_high'])}]",
+                     old["verdict"]])
+    changed = sum(row[8] != row[11] for row in rows)
+    text = (f"{len(rows)} pooled rows in both studies; {changed} changed verdict. Rows only in this study: "
+            f"{only_now}; only in the previous one: {len(before)}.")
+    return f"{text}\n\n" + markdown_table(PREVIOUS_COLUMNS, rows) if rows else text
 
 
 def convergence_block(records: list[RunRecord], logs: dict[str, list[dict]]) -> str:
@@ -197,32 +231,49 @@ def figures_block(records: list[RunRecord], markdown_path: Path, figures_dir: Pa
     return "\n".join(lines).rstrip()
 
 
-def generated_blocks(study_dir: Path, markdown_path: Path, figures_dir: Path, write_figures: bool) -> dict[str, str]:
+def generated_blocks(study_dir: Path, markdown_path: Path, figures_dir: Path, write_figures: bool,
+                     previous_dir: Path | None = None) -> dict[str, str]:
     records = load_sweep(study_dir)
     payload = read_json(study_dir / "claims.json")
     logs = run_logs(records)
-    return {"provenance": provenance_block(study_dir, records), "verdicts": verdicts_block(payload),
-            "claims": claims_block(payload), "convergence": convergence_block(records, logs),
-            "probe": probe_block(records),
-            "figures": figures_block(records, markdown_path, figures_dir, write_figures)}
+    blocks = {"provenance": provenance_block(study_dir, records), "verdicts": verdicts_block(payload),
+              "claims": claims_block(payload), "convergence": convergence_block(records, logs),
+              "probe": probe_block(records),
+              "figures": figures_block(records, markdown_path, figures_dir, write_figures)}
+    if previous_dir is not None:
+        blocks["previous"] = previous_block(payload, read_json(_claims_path(previous_dir)))
+    return blocks
+
+
+def _claims_path(study_dir: Path) -> Path:
+    path = study_dir / "claims.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `vaelens report {study_dir}` first")
+    return path
 
 
 def fill_blocks(text: str, blocks: dict[str, str]) -> str:
     """`text` with the body of each generated block replaced; a block name vaelens does not make is an error."""
     def replace(match: re.Match) -> str:
         name = match.group("name")
+        if name == "previous" and name not in blocks:
+            raise ValueError("the document has a 'previous' block (effects beside an earlier study's): give the "
+                             "earlier study directory with --previous DIR")
         if name not in blocks:
             raise ValueError(f"unknown generated block '{name}'; vaelens writes: {', '.join(blocks)}")
         return f"{match.group(1)}{blocks[name]}\n{match.group(4)}"
     return BLOCK.sub(replace, text)
 
 
-def publish(study_dir, markdown_path, figures_dir=None, check: bool = False) -> list[str]:
-    """Regenerate the blocks of `markdown_path` (and, unless `check`, its figures) from `study_dir`. With
-    `check`, write nothing and return the names of the blocks that differ (empty: the document matches)."""
+def publish(study_dir, markdown_path, figures_dir=None, check: bool = False, previous_dir=None) -> list[str]:
+    """Regenerate the blocks of `markdown_path` (and, unless `check`, its figures) from `study_dir`; the
+    `previous` block from `previous_dir`, an earlier study, when given. With `check`, write nothing and return
+    the names of the blocks that differ (empty: the document matches)."""
     study_dir, markdown_path = Path(study_dir).expanduser(), Path(markdown_path).expanduser()
-    if not (study_dir / "claims.json").is_file():
-        raise FileNotFoundError(f"{study_dir / 'claims.json'} is missing: run `vaelens report {study_dir}` first")
+    previous_dir = Path(previous_dir).expanduser() if previous_dir else None
+    _claims_path(study_dir)
+    if previous_dir is not None:
+        _claims_path(previous_dir)
     if not markdown_path.is_file():
         raise FileNotFoundError(f"{markdown_path} does not exist: create it with the block markers "
                                 "(<!-- vaelens:claims --> ... <!-- /vaelens:claims -->) where the numbers go")
@@ -231,7 +282,8 @@ def publish(study_dir, markdown_path, figures_dir=None, check: bool = False) -> 
     present = [match.group("name") for match in BLOCK.finditer(text)]
     if not present:
         raise ValueError(f"{markdown_path} has no generated block (<!-- vaelens:NAME --> ... <!-- /vaelens:NAME -->)")
-    blocks = generated_blocks(study_dir, markdown_path, figures_dir, write_figures=not check)
+    blocks = generated_blocks(study_dir, markdown_path, figures_dir, write_figures=not check,
+                              previous_dir=previous_dir)
     updated = fill_blocks(text, blocks)
     if check:
         old = {m.group("name"): m.group("body") for m in BLOCK.finditer(text)}
