@@ -90,6 +90,25 @@ def test_ldm_learned_logvar_optimum_includes_the_broadcast_perceptual_term(batch
     assert float(objective.ldm_logvar.detach().exp()) == pytest.approx(float(rec.mean()), rel=1e-3)
 
 
+def test_ldm_with_a_fixed_logvar_is_latent_diffusions_trained_objective(batch):
+    """latent-diffusion's optimiser never gets s: with logvar_learned=False it is a buffer at logvar_init, the
+    same objective value, no parameter to train, and the objective's origin is D s."""
+    from vaelens.config import LossConfig as Config
+    from vaelens.losses.objective import objective_constant
+
+    x, output, mu, logvar = batch
+    likelihood = build_likelihood(LossConfig(likelihood="laplace"), (1, 4, 4))
+    fixed = VAEObjective(likelihood, beta=1e-6, convention="ldm", logvar_init=0.3, logvar_learned=False)
+    learned = VAEObjective(likelihood, beta=1e-6, convention="ldm", logvar_init=0.3)
+    torch.testing.assert_close(fixed(x, output, mu, logvar).loss, learned(x, output, mu, logvar).loss)
+    assert fixed.generator_parameters() == [] and len(learned.generator_parameters()) == 1
+    assert "ldm_logvar" in fixed.state_dict() and fixed.describe()["logvar"] == "fixed"
+    config = Config(likelihood="laplace", convention="ldm", logvar_init=0.3, logvar_learned=False)
+    assert objective_constant(config, (1, 4, 4)) == pytest.approx(16 * 0.3)
+    config.logvar_learned = True
+    assert objective_constant(config, (1, 4, 4)) is None
+
+
 def test_perceptual_gradient_reaches_the_decoder():
     torch.manual_seed(0)
     decoder = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Unflatten(1, (1, 4, 4)))

@@ -178,3 +178,23 @@ def test_looped_members_get_channels_last_weight_slices_and_matching_adam_state(
     assert stack.optimizer.state[weight]["exp_avg_sq"].stride() == weight.stride()
     stack.write_back(0, members[2], optimizers[2])
     assert torch.equal(dict(members[2].named_parameters())[name], kept[0])
+
+
+def test_a_fixed_ldm_logvar_stays_at_its_initial_value_in_every_trainer(mlp_config, tmp_path, members_of):
+    """loss.logvar_learned=false (latent-diffusion's own training): s never moves, in a single run or an
+    ensemble member, while a learned s does; the default keeps the run id it had before the option existed."""
+    from vaelens.config import config_hash
+
+    mlp_config.loss.likelihood, mlp_config.loss.convention, mlp_config.loss.logvar_init = "laplace", "ldm", 0.5
+    before = config_hash(mlp_config)
+    learned = train(copy.deepcopy(mlp_config), tmp_path / "learned")
+    assert float(learned.objective.ldm_logvar) != 0.5
+    mlp_config.loss.logvar_learned = False
+    assert config_hash(mlp_config) != before
+    single = train(copy.deepcopy(mlp_config), tmp_path / "single")
+    members = train_ensemble(members_of(mlp_config, [(1.0, 0), (4.0, 1)]), [tmp_path / "m0", tmp_path / "m1"],
+                             progress=False)
+    for result in (single, *members):
+        assert float(result.objective.ldm_logvar) == 0.5
+        assert result.summary["objective"]["logvar"] == "fixed"
+        assert load_run(result.run_dir).objective.ldm_logvar.item() == 0.5

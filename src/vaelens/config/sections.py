@@ -117,7 +117,11 @@ class LossConfig:
     ssim_kind: StructuralKind = result("ssim", term="structural")
     """Structural term: ssim | ms_ssim (MS-SSIM needs images of at least 176 pixels)."""
     logvar_init: float = result(0.0)
-    """ldm: initial value of the learned scalar log-variance s."""
+    """ldm: initial value of the scalar log-variance s."""
+    logvar_learned: bool = result(True, added_later=True)
+    """ldm: train s with the autoencoder (true), or keep it at logvar_init (false), as latent-diffusion's own
+    training does: its LPIPSWithDiscriminator declares s a parameter, but the autoencoder's optimiser is built
+    from the encoder, decoder and quant convolutions only, so s never moves from logvar_init."""
     metric: str | None = result(None)
     """gaussian only: .npy file with a positive-definite (D, D) M over flattened pixels; the distortion
     becomes (x - x̂)^T M (x - x̂) / (2 sigma^2) (the linear theory's d_M; None: M = I)."""

@@ -69,7 +69,7 @@ class VAEObjective(nn.Module):
     def __init__(self, likelihood: PointwiseLikelihood, beta: float, convention: str = "additive",
                  perceptual=None, perceptual_weight: float | str = 1.0, neural_fraction: float = 0.5,
                  ssim_weight: float = 0.0, ssim_kind: str = "ssim", adversarial: nn.Module | None = None,
-                 last_layer: nn.Module | None = None, logvar_init: float = 0.0,
+                 last_layer: nn.Module | None = None, logvar_init: float = 0.0, logvar_learned: bool = True,
                  terms: list[WeightedTerm] | None = None):
         """`terms` replaces the perceptual/structural arguments (TERM_BUILDERS builds them from a config)."""
         super().__init__()
@@ -93,7 +93,12 @@ class VAEObjective(nn.Module):
         self.adversarial = adversarial
         # A plain reference, not a submodule: the decoder's weights belong to the model's checkpoint.
         self._last_layer = [last_layer]
-        self.ldm_logvar = nn.Parameter(torch.tensor(float(logvar_init))) if convention == "ldm" else None
+        if convention == "ldm" and not logvar_learned:
+            # A buffer, not a frozen parameter: no optimiser (the ensemble's stacked Adam included) can reach it,
+            # and checkpoints still record the value the run used.
+            self.register_buffer("ldm_logvar", torch.tensor(float(logvar_init)))
+        else:
+            self.ldm_logvar = nn.Parameter(torch.tensor(float(logvar_init))) if convention == "ldm" else None
         # Set by the trainer from train.bf16 on CUDA: the perceptual network (most of a perceptual step's
         # FLOPs) then runs under bf16 autocast; its distance and every pixel term stay float32.
         self.perceptual_bf16 = False
@@ -202,6 +207,7 @@ class VAEObjective(nn.Module):
                        "family": self.family, "reduction": REDUCTION, "units": "nats"}
         if self.convention == "ldm":
             description["pixel_term"] = "|x - x_hat| (latent-diffusion)"
+            description["logvar"] = "learned" if isinstance(self.ldm_logvar, nn.Parameter) else "fixed"
         for term in self.terms:
             description.update(term.description)
             key = term.weight_key or f"{term.name}_weight"
@@ -222,11 +228,12 @@ class VAEObjective(nn.Module):
 def objective_constant(config, image_shape) -> float | None:
     """The training objective's parameter-free constant per image, in nats, for a LossConfig on images of
     `image_shape`: the likelihood's normalising constant as the convention weights it (additive: 1, convex:
-    1 - a); None where a learned scale (gaussian_learned, ldm's s) leaves the objective without a fixed origin.
+    1 - a; ldm with a fixed s: D s); None where a learned scale (gaussian_learned, ldm's learned s) leaves the
+    objective without a fixed origin.
     beta KL and the neural terms are >= 0 with 0 attainable in principle, so the objective less this constant
     is a non-negative quantity (but for a hinge adversarial term's -D(x̂)), the one a relative change is read on."""
     if config.convention == "ldm":
-        return None
+        return None if config.logvar_learned else math.prod(image_shape) * config.logvar_init
     constant = build_likelihood(config, image_shape).constant(math.prod(image_shape))
     if constant is None:
         return None
@@ -243,7 +250,8 @@ def build_objective(config, image_shape, model: nn.Module | None = None, device=
     last_layer = model.decoder_last_layer if model is not None else None
     return VAEObjective(build_likelihood(config, image_shape), config.beta, config.convention,
                         neural_fraction=config.neural_fraction, adversarial=adversarial, last_layer=last_layer,
-                        logvar_init=config.logvar_init, terms=build_terms(config, image_shape, device)).to(device)
+                        logvar_init=config.logvar_init, logvar_learned=config.logvar_learned,
+                        terms=build_terms(config, image_shape, device)).to(device)
 
 
 def _check_objective(likelihood, beta, convention, neural_fraction, terms, adversarial, last_layer) -> None:
