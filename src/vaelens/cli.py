@@ -1,4 +1,5 @@
-"""The `vaelens` command line: train, config, analyze, sweep, report, publish, reproduce, theory, demo, fit-features."""
+"""The `vaelens` command line: train, config, analyze, sweep, report, publish, plateau, reproduce, theory, demo,
+fit-features."""
 
 from __future__ import annotations
 
@@ -156,6 +157,21 @@ def command_publish(args) -> int:
     return 0
 
 
+def command_plateau(args) -> int:
+    from vaelens.devices import resolve_device
+    from vaelens.training.plateau import check_runs
+
+    results = check_runs(args.directory, images=args.images, seed=args.seed, device=resolve_device(args.device),
+                         progress=not args.no_progress, redo=args.redo)
+    checked = [record for _, record in results if record.get("converged") is not None]
+    for run_dir, record in results:
+        if record.get("converged") is None:
+            print(f"{run_dir}: not checked: {record['reason']}")
+    print(f"{sum(bool(record['converged']) for record in checked)} of {len(checked)} checked runs are on the plateau "
+          f"(plateau.json in each run; {len(results) - len(checked)} not checked)")
+    return 0
+
+
 def command_demo(args) -> int:
     from vaelens.demo import run_demo
 
@@ -254,6 +270,18 @@ def _add_publish_parser(commands) -> None:
     publish.set_defaults(handler=command_publish)
 
 
+def _add_plateau_parser(commands) -> None:
+    plateau = commands.add_parser("plateau", help="the paired plateau check: each run's objective at its checkpoint "
+                                                  "at or before 0.8 T and at T, same images and noise -> plateau.json")
+    plateau.add_argument("directory", help="a run, sweep or study directory")
+    plateau.add_argument("--images", type=int, default=1024, help="training images evaluated (default 1024)")
+    plateau.add_argument("--seed", type=int, default=0, help="seed of the image choice and posterior noise")
+    plateau.add_argument("--redo", action="store_true", help="measure again runs that already have plateau.json")
+    plateau.add_argument("--device", default="auto")
+    plateau.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    plateau.set_defaults(handler=command_plateau)
+
+
 def _add_reproduce_parser(commands) -> None:
     reproduce = commands.add_parser("reproduce", help="the study of PAPER.md: sweeps, claims.json and report.html")
     size = reproduce.add_mutually_exclusive_group()
@@ -287,8 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error (also: environment variable VAELENS_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
     for add_parser in (_add_train_parser, _add_config_parser, _add_analyze_parser, _add_sweep_parser,
-                       _add_report_parser, _add_publish_parser, _add_reproduce_parser, _add_demo_parser,
-                       add_fit_features_parser, add_theory_parser):
+                       _add_report_parser, _add_publish_parser, _add_plateau_parser, _add_reproduce_parser,
+                       _add_demo_parser, add_fit_features_parser, add_theory_parser):
         add_parser(commands)
     return parser
 

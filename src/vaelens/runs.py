@@ -35,8 +35,9 @@ class LoadedRun:
         return RunDirectory(self.run_dir).status()
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild the model of a run from config.yaml and its newest checkpoint (safetensors only).
+def load_run(path: str | Path, device: str | torch.device = "cpu", step: int | None = None) -> LoadedRun:
+    """Rebuild the model of a run from config.yaml and its newest checkpoint (safetensors only), or the
+    checkpoint of `step` when given.
 
     A newest checkpoint that fails verification is an error, not a silent fallback to older weights
     than the summary describes: the message names the earlier intact checkpoint, which
@@ -47,8 +48,11 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     if not steps:
         raise CheckpointError(f"{directory.checkpoint_folder} holds no complete checkpoint; "
                               "the run stopped before its first one: train it again")
+    if step is not None and step not in steps:
+        raise CheckpointError(f"{directory.checkpoint_folder} has no checkpoint of step {step}; it has steps "
+                              f"{', '.join(map(str, steps))}")
     try:
-        tensors, meta = load_checkpoint(directory.checkpoint_path(steps[-1]))
+        tensors, meta = load_checkpoint(directory.checkpoint_path(steps[-1] if step is None else step))
     except CheckpointError as error:
         good = directory.latest_good_checkpoint()
         hint = f"; step {good.step} is intact and `vaelens train --resume` continues from it" if good else ""

@@ -216,9 +216,11 @@ def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: s
         raise ValueError(f"unknown study data set '{dataset}'; available: {', '.join(DATASETS)}")
     settings = DATASETS[dataset]
     subset, steps = scale.for_dataset("subset", dataset), scale.for_dataset("steps", dataset)
+    # A checkpoint every fifth of the run keeps one at 0.8 T beside the final one (the newest two are
+    # kept): the paired plateau check (vaelens.training.plateau) then judges exactly the last 20%.
     overrides = {"data.subset": subset, "model.channels": scale.channels,
                  "model.hidden_dim": scale.hidden_dim, "train.steps": steps,
-                 "train.batch_size": scale.batch_size, "train.checkpoint_every": max(1, steps // 4),
+                 "train.batch_size": scale.batch_size, "train.checkpoint_every": max(1, steps // 5),
                  "train.log_every": max(1, steps // scale.log_records),
                  "loss.disc_channels": scale.disc_channels, "loss.disc_layers": scale.disc_layers,
                  "loss.disc_start": steps // 4}
@@ -269,10 +271,13 @@ def _ensure_feature_networks(specs: dict[str, dict], progress: bool) -> None:
 
 def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", progress: bool = True,
               **executor_options) -> Path:
-    """Run each data set's sweep into OUT/<data set> (each run analysed as its spec says), index them, and
-    build OUT/report.html + claims.json. `executor_options` go to the executor (e.g. workers=2)."""
+    """Run each data set's sweep into OUT/<data set> (each run analysed as its spec says), index them, check
+    each run's plateau (plateau.json) and build OUT/report.html + claims.json. `executor_options` go to the
+    executor (e.g. workers=2)."""
+    from vaelens.devices import resolve_device
     from vaelens.report import build_report
     from vaelens.sweep import run_sweep
+    from vaelens.training.plateau import check_runs
 
     out_dir = Path(out_dir).expanduser()
     _ensure_feature_networks(specs, progress)
@@ -281,6 +286,7 @@ def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", progr
         sweep_dirs[dataset] = out_dir / dataset
         run_sweep(spec, sweep_dirs[dataset], executor=executor, progress=progress, **executor_options)
     write_index(out_dir, sweep_dirs, specs)
+    check_runs(out_dir, device=resolve_device("auto"), progress=progress)
     return build_report(out_dir, progress=progress)
 
 

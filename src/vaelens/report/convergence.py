@@ -3,7 +3,9 @@
 
 Each run's figure is recomputed from its metrics.jsonl where the log is there, so runs trained before the
 figure gained its standard error (or its interval means) are judged by the same code as new ones; a run
-without its log falls back to the figure in its summary.json."""
+without its log falls back to the figure in its summary.json. Beside it, the paired plateau check
+(vaelens.training.plateau) where the runs have its plateau.json: the objective at two checkpoints on the
+same images and noise, free of the logged figure's batch scatter."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from vaelens.losses.families import family_order
 from vaelens.losses.objective import objective_constant
 from vaelens.report.collect import RunRecord
 from vaelens.training.convergence import NO_ORIGIN, RULE, convergence
+from vaelens.training.plateau import RULE as PLATEAU_RULE
+from vaelens.training.plateau import read_check
 
 COLUMNS = ("dataset", "family", "convention", "runs", "converged", "median improvement", "median standard error",
            "largest improvement", "median improvement (nats/image)")
@@ -68,3 +72,36 @@ def run_logs(records: list[RunRecord]) -> dict[str, list[dict]]:
     from vaelens.training.rundir import RunDirectory
 
     return {record.run_id: RunDirectory(record.run_dir).read_metrics() for record in records if record.usable}
+
+
+PLATEAU_COLUMNS = ("dataset", "family", "convention", "runs checked", "on the plateau", "median improvement",
+                   "median standard error", "largest improvement", "stretch judged")
+
+
+def plateau_rows(records: list[RunRecord]) -> list[list]:
+    """The paired plateau check (vaelens.training.plateau, each run's plateau.json) per data set, loss family
+    and convention (PLATEAU_COLUMNS); runs without the record are left out."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        check = read_check(record.run_dir) if record.usable else None
+        if check and check.get("converged") is not None:
+            groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(check)
+    rows = []
+    for (dataset, family, convention), checks in sorted(groups.items(), key=lambda item: (
+            item[0][0], family_order(item[0][1]), item[0][1], item[0][2])):
+        improvements = [check["relative_improvement"] for check in checks]
+        stretches = sorted({f"{check['stretch']:.0%}" for check in checks})
+        no_origin = any(check.get("origin", 0.0) is None for check in checks)
+        rows.append([dataset, family, convention, len(checks), sum(bool(check["converged"]) for check in checks),
+                     f"{statistics.median(improvements):+.2%}" + (" (no origin)" if no_origin else ""),
+                     f"{statistics.median(check['standard_error'] for check in checks):.2%}",
+                     f"{max(improvements):+.2%}", ", ".join(stretches)])
+    return rows
+
+
+def plateau_text(rows: list[list]) -> str:
+    """One sentence: the paired check's rule and how many runs meet it."""
+    return (f"Paired plateau check: {PLATEAU_RULE}. {sum(row[4] for row in rows)} of {sum(row[3] for row in rows)} "
+            "runs are on the plateau; each standard error is over the images, the posterior noise being shared "
+            "between the two checkpoints. A stretch above 20% judges more steps than the rule's last 20%: "
+            "a stricter test. The adversarial term is left out (its discriminator moves between the checkpoints)")

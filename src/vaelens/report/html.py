@@ -23,7 +23,14 @@ from vaelens.report import images, plots
 from vaelens.report.claims import CLAIMS, GEOMETRY_METRICS, evaluate_claims, summary_rows, write_claims
 from vaelens.report.collect import RunRecord, distortion_keys, load_sweep, write_results_csv
 from vaelens.report.convergence import COLUMNS as CONVERGENCE_COLUMNS
-from vaelens.report.convergence import convergence_rows, convergence_text, run_logs
+from vaelens.report.convergence import (
+    PLATEAU_COLUMNS,
+    convergence_rows,
+    convergence_text,
+    plateau_rows,
+    plateau_text,
+    run_logs,
+)
 from vaelens.report.pairing import curve_runs
 
 STYLE = """
@@ -160,6 +167,9 @@ def training_section(records: list[RunRecord]) -> Section:
     else:
         section.tables.append(f"<p>{html.escape(convergence_text(rows))}.</p>"
                               + _table(list(CONVERGENCE_COLUMNS), rows))
+    checked = plateau_rows(records)
+    if checked:
+        section.tables.append(f"<p>{html.escape(plateau_text(checked))}.</p>" + _table(list(PLATEAU_COLUMNS), checked))
     for dataset in plots.datasets(records):
         image = plots.loss_curves_figure(records, dataset, logs)
         if image is not None:

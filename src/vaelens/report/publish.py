@@ -8,11 +8,11 @@ study directory can confirm that every published number comes from it.
 
 Blocks: `provenance` (versions, runs, seconds), `verdicts` (counts per claim and comparison), `claims`
 (the pooled rows of claims.json, one table per comparison, raw and Holm-adjusted p), `convergence` (per
-loss setting), `probe` (the mechanistic probe's statistics per loss setting), `figures` (PNG links, written
-beside the document), and `previous` when a previous study directory is given: each pooled row's effect
-and verdict in both studies, side by side (how far a conclusion moved when the study changed). Numbers in
-the claims table are claims.json's values printed by `cell_number`, so a test can map every cell back to
-its field.
+loss setting), `plateau` (the paired plateau check per loss setting, from each run's plateau.json),
+`probe` (the mechanistic probe's statistics per loss setting), `figures` (PNG links, written beside the
+document), and `previous` when a previous study directory is given: each pooled row's effect and verdict
+in both studies, side by side (how far a conclusion moved when the study changed). Numbers in the claims
+table are claims.json's values printed by `cell_number`, so a test can map every cell back to its field.
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from pathlib import Path
 from vaelens.io import atomic_write_bytes, atomic_write_text, read_json
 from vaelens.report.claims import summary_rows
 from vaelens.report.collect import RunRecord, load_sweep
-from vaelens.report.convergence import COLUMNS, convergence_rows, convergence_text, run_logs
+from vaelens.report.convergence import (
+    COLUMNS,
+    PLATEAU_COLUMNS,
+    convergence_rows,
+    convergence_text,
+    plateau_rows,
+    plateau_text,
+    run_logs,
+)
 from vaelens.report.html import compared_over
 
 BLOCK = re.compile(r"(<!-- vaelens:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /vaelens:(?P=name) -->)", re.DOTALL)
@@ -134,6 +142,14 @@ def convergence_block(records: list[RunRecord], logs: dict[str, list[dict]]) -> 
     return f"{convergence_text(rows)}.\n\n" + markdown_table(COLUMNS, rows)
 
 
+def plateau_block(records: list[RunRecord]) -> str:
+    """Per data set and loss setting: the paired plateau check of the runs that have one (plateau.json)."""
+    rows = plateau_rows(records)
+    if not rows:
+        return "No run has a paired plateau check: run `vaelens plateau STUDY_DIR`."
+    return f"{plateau_text(rows)}.\n\n" + markdown_table(PLATEAU_COLUMNS, rows)
+
+
 def probe_block(records: list[RunRecord]) -> str:
     """The mechanistic probe's statistics per loss setting (the report's Mechanism table)."""
     from vaelens.report.html import PROBE_COLUMNS, probe_rows
@@ -238,7 +254,7 @@ def generated_blocks(study_dir: Path, markdown_path: Path, figures_dir: Path, wr
     logs = run_logs(records)
     blocks = {"provenance": provenance_block(study_dir, records), "verdicts": verdicts_block(payload),
               "claims": claims_block(payload), "convergence": convergence_block(records, logs),
-              "probe": probe_block(records),
+              "plateau": plateau_block(records), "probe": probe_block(records),
               "figures": figures_block(records, markdown_path, figures_dir, write_figures)}
     if previous_dir is not None:
         blocks["previous"] = previous_block(payload, read_json(_claims_path(previous_dir)))

@@ -1,0 +1,111 @@
+"""The paired plateau check: the objective at two checkpoints on the same images and posterior noise."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from vaelens.errors import VaelensError
+from vaelens.training.plateau import (
+    FILE_NAME,
+    check_run,
+    check_runs,
+    paired_improvement,
+    per_image_objective,
+    plateau_steps,
+    run_directories,
+)
+
+
+def test_the_relative_improvement_and_its_standard_error_in_closed_form():
+    after = torch.tensor([10.0, 12.0, 14.0, 16.0])
+    before = after + torch.tensor([1.0, 2.0, 3.0, 2.0])
+    figure = paired_improvement(before, after, origin=-7.0)
+    scale = 15.0 + 7.0  # mean before is 15; measured from the origin -7
+    assert figure["improvement_nats"] == pytest.approx(2.0)
+    assert figure["relative_improvement"] == pytest.approx(2.0 / scale)
+    # The differences 1, 2, 3, 2: sample sd sqrt(2/3), over sqrt(4) images.
+    assert figure["standard_error"] == pytest.approx(math.sqrt(2 / 3) / 2 / scale)
+    assert figure["converged"] is False and figure["images"] == 4 and "note" not in figure
+
+
+def test_a_learned_scale_is_measured_on_the_raw_value_and_says_so():
+    figure = paired_improvement(torch.tensor([100.0, 100.0]), torch.tensor([99.5, 99.5]), origin=None)
+    assert figure["relative_improvement"] == pytest.approx(0.005) and figure["converged"] is True
+    assert "no fixed origin" in figure["note"]
+
+
+def test_unpaired_series_are_refused():
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_improvement(torch.ones(3), torch.ones(4), origin=0.0)
+
+
+@pytest.mark.parametrize("steps, total, expected", [
+    ([400, 800, 1200, 1600, 2000], 2000, (1600, 2000)),  # checkpoint_every = T / 5 lands on 0.8 T
+    ([1500, 2000], 2000, (1500, 2000)),                  # T / 4: a longer, stricter stretch
+    ([1700, 2000], 2000, None),                          # nothing at or before 0.8 T
+    ([1200, 1600], 2000, None),                          # no final checkpoint
+])
+def test_the_checkpoints_compared(steps, total, expected):
+    assert plateau_steps(steps, total) == expected
+
+
+def test_the_per_image_objective_matches_the_training_objective(tiny_config, tmp_path):
+    from vaelens import train
+    from vaelens.training.run import evaluate
+
+    result = train(tiny_config, tmp_path / "run")
+    images = torch.rand(20, *result.summary["data"]["image_shape"], generator=torch.Generator().manual_seed(1))
+    values = per_image_objective(result.model, result.objective, images, seed=5, chunk_size=32)
+    # One chunk draws the same noise as `evaluate` with a generator of the same seed.
+    terms = evaluate(result.model, result.objective, images, torch.Generator().manual_seed(5))
+    assert values.shape == (20,)
+    assert float(values.mean()) == pytest.approx(terms["distortion"] + result.objective.beta * terms["rate"], rel=1e-5)
+    again = per_image_objective(result.model, result.objective, images, seed=5, chunk_size=7)
+    assert torch.allclose(values, again, rtol=1e-5, atol=1e-4)  # the noise does not depend on the chunking
+
+
+def test_a_finished_run_is_checked_and_skipped_the_second_time(tiny_config, tmp_path):
+    from vaelens import train
+
+    tiny_config.train.steps, tiny_config.train.checkpoint_every = 10, 2
+    run_dir = train(tiny_config, tmp_path / "run").run_dir
+    record = check_run(run_dir, images=32, seed=0)
+    assert (record["from_step"], record["to_step"], record["stretch"]) == (8, 10, pytest.approx(0.2))
+    assert record["images"] == 32 and record["split"] == "train" and isinstance(record["converged"], bool)
+    assert record["origin"] == 0.0  # Bernoulli pixels have no normalising constant
+    [(path, written)] = check_runs(run_dir, images=32, seed=0, progress=False)
+    assert json.loads((run_dir / FILE_NAME).read_text()) == written
+    assert written["relative_improvement"] == pytest.approx(record["relative_improvement"], rel=1e-6)
+    (run_dir / FILE_NAME).write_text(json.dumps({**written, "marker": 1}))
+    [(_, kept)] = check_runs(run_dir, images=32, seed=0, progress=False)
+    assert kept["marker"] == 1  # same images, seed and checkpoints: not measured again
+    [(_, redone)] = check_runs(run_dir, images=16, seed=0, progress=False)
+    assert "marker" not in redone and redone["images"] == 16
+
+
+def test_a_run_without_an_early_checkpoint_says_what_to_set(tiny_config, tmp_path):
+    from vaelens import train
+
+    tiny_config.train.steps, tiny_config.train.checkpoint_every = 10, 9
+    run_dir = train(tiny_config, tmp_path / "run").run_dir
+    record = check_run(run_dir, images=8)
+    assert record["converged"] is None and "train.checkpoint_every <= train.steps / 5" in record["reason"]
+    check_runs(run_dir, images=8, progress=False)
+    assert not (run_dir / FILE_NAME).exists()  # nothing measured, nothing written
+
+
+def test_a_missing_checkpoint_step_names_the_ones_there(tiny_config, tmp_path):
+    from vaelens import train
+    from vaelens.runs import load_run
+
+    run_dir = train(tiny_config, tmp_path / "run").run_dir
+    with pytest.raises(VaelensError, match="no checkpoint of step 3; it has steps 4, 6"):
+        load_run(run_dir, step=3)
+    assert load_run(run_dir, step=4).step == 4
+
+
+def test_a_folder_that_is_no_run_or_sweep_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a run directory nor a sweep"):
+        run_directories(tmp_path)
