@@ -15,7 +15,7 @@ from vaelens.report.claims import summary_rows
 from vaelens.report.publish import CLAIMS_COLUMNS, COMPARISON_TITLES, NUMERIC_FIELDS, cell_number, publish
 
 ROOT = Path(__file__).resolve().parents[2]
-BLOCK_NAMES = ("provenance", "verdicts", "claims", "convergence", "probe", "figures")
+BLOCK_NAMES = ("provenance", "verdicts", "claims", "convergence", "plateau", "probe", "probe-rate", "figures")
 TEMPLATE = "# A study\n\nProse before.\n\n" + "".join(
     f"<!-- vaelens:{name} -->\nstale\n<!-- /vaelens:{name} -->\n\nProse after {name}.\n\n" for name in BLOCK_NAMES)
 
@@ -145,3 +145,31 @@ def test_study_md_matches_the_study_directory():
     # STUDY.md's 'previous' block compares with the first study (VAELENS_PREVIOUS_STUDY_DIR).
     assert publish(os.environ["VAELENS_STUDY_DIR"], ROOT / "STUDY.md", check=True,
                    previous_dir=os.environ.get("VAELENS_PREVIOUS_STUDY_DIR")) == []
+
+
+def test_the_plateau_block_comes_from_each_runs_plateau_json(published):
+    import torch
+
+    from vaelens.io import atomic_write_json
+    from vaelens.training.plateau import FILE_NAME, paired_improvement
+
+    study, document = published
+    assert "No run has a paired plateau check" in document.read_text()
+    runs = [study / run["dir"] for run in read_json(study / "sweep.json")["runs"] if run["status"] == "finished"]
+    improvements = {}
+    for index, run_dir in enumerate(runs):
+        before = torch.full((4,), 100.0) + torch.arange(4.0)
+        figure = paired_improvement(before, before - (1.0 + index), origin=0.0)  # 1%, 2%, ... of about 101.5
+        atomic_write_json(run_dir / FILE_NAME, {**figure, "from_step": 4, "to_step": 5, "stretch": 0.2})
+        improvements[run_dir.name] = figure["relative_improvement"]
+    assert publish(study, document, check=True) == ["plateau"]
+    assert publish(study, document) == []
+    text = document.read_text()
+    on_plateau = sum(value < 0.02 for value in improvements.values())
+    assert f"{on_plateau} of {len(runs)} runs are on the plateau" in text
+    rows = [line for line in text.splitlines() if line.startswith("| dsprites-64 |") and line.endswith("| 20% |")]
+    assert len(rows) == 2  # pointwise and +perceptual
+    for family in ("pointwise", "perceptual"):
+        values = sorted(value for name, value in improvements.items() if name.startswith(family))
+        row = next(line for line in rows if f"| {'+perceptual' if family == 'perceptual' else family} |" in line)
+        assert f"| {max(values):+.2%} |" in row

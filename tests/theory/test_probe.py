@@ -163,3 +163,15 @@ def test_probe_errors_are_clear():
     with pytest.raises(ValueError, match="decode\\(mu\\) must return images"):
         wrong_shape = torch.rand(2, 1, 4, 4, dtype=torch.float64)
         mechanistic_probe(lambda images: (mu, mu), decoder, wrong_shape, 1.0, loss_fn=squared)
+
+
+def test_precision_rate_in_closed_form():
+    from vaelens.theory.probe import precision_rate
+
+    # 1/2 log(1 / v) per unit: 0, 1 and 2 nats.
+    assert precision_rate([1.0, np.exp(-2.0), np.exp(-4.0)]) == pytest.approx(3.0)
+    # A unit's KL 1/2 (mu^2 + v - 1 - log v) at mu = 0, v -> 0 grows as the precision part does.
+    v = 1e-3
+    assert 0.5 * (v - 1 - np.log(v)) - precision_rate([v]) == pytest.approx(0.5 * (v - 1))
+    with pytest.raises(ValueError, match="positive, finite variances"):
+        precision_rate([0.5, 0.0])

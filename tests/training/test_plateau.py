@@ -109,3 +109,16 @@ def test_a_missing_checkpoint_step_names_the_ones_there(tiny_config, tmp_path):
 def test_a_folder_that_is_no_run_or_sweep_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a run directory nor a sweep"):
         run_directories(tmp_path)
+
+
+def test_the_command_checks_a_run_and_names_a_wrong_folder(tiny_config, tmp_path, capsys):
+    from vaelens import train
+    from vaelens.cli import main
+
+    tiny_config.train.steps, tiny_config.train.checkpoint_every = 10, 2
+    run_dir = train(tiny_config, tmp_path / "run").run_dir
+    assert main(["plateau", str(run_dir), "--images", "16", "--no-progress", "--device", "cpu"]) == 0
+    record = json.loads((run_dir / FILE_NAME).read_text())
+    assert f"{int(record['converged'])} of 1 checked runs are on the plateau" in capsys.readouterr().out
+    assert main(["plateau", str(tmp_path / "nothing-here")]) == 2
+    assert "neither a run directory nor a sweep" in capsys.readouterr().err

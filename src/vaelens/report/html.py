@@ -31,6 +31,7 @@ from vaelens.report.convergence import (
     plateau_text,
     run_logs,
 )
+from vaelens.report.mechanism import RATE_ACCOUNT_COLUMNS, RATE_ACCOUNT_TEXT, rate_account_rows
 from vaelens.report.pairing import curve_runs
 
 STYLE = """
@@ -136,6 +137,10 @@ def mechanism_section(records: list[RunRecord]) -> Section:
                           "profile: over units), median log(actual / predicted), and the spread (normalised "
                           "entropy, 1 = even) and coefficient of variation of the curvature profile.</p>"
                           + _table(list(PROBE_COLUMNS), rows))
+    accounts = rate_account_rows(records)
+    if accounts:
+        section.tables.append(f"<p>{html.escape(RATE_ACCOUNT_TEXT)}.</p>"
+                              + _table(list(RATE_ACCOUNT_COLUMNS), accounts))
     return section
 
 

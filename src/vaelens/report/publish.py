@@ -9,7 +9,8 @@ study directory can confirm that every published number comes from it.
 Blocks: `provenance` (versions, runs, seconds), `verdicts` (counts per claim and comparison), `claims`
 (the pooled rows of claims.json, one table per comparison, raw and Holm-adjusted p), `convergence` (per
 loss setting), `plateau` (the paired plateau check per loss setting, from each run's plateau.json),
-`probe` (the mechanistic probe's statistics per loss setting), `figures` (PNG links, written beside the
+`probe` (the mechanistic probe's statistics per loss setting), `probe-rate` (how much of each neural
+setting's rate difference the probe's curvature accounts for), `figures` (PNG links, written beside the
 document), and `previous` when a previous study directory is given: each pooled row's effect and verdict
 in both studies, side by side (how far a conclusion moved when the study changed). Numbers in the claims
 table are claims.json's values printed by `cell_number`, so a test can map every cell back to its field.
@@ -159,6 +160,15 @@ def probe_block(records: list[RunRecord]) -> str:
     return markdown_table(PROBE_COLUMNS, rows) if rows else "No run was analysed with the probe."
 
 
+def probe_rate_block(records: list[RunRecord]) -> str:
+    """How much of each neural setting's rate difference the probe's curvature accounts for, per beta."""
+    from vaelens.report.mechanism import RATE_ACCOUNT_COLUMNS, RATE_ACCOUNT_TEXT, rate_account_rows
+
+    rows = rate_account_rows(records)
+    return (f"{RATE_ACCOUNT_TEXT}.\n\n" + markdown_table(RATE_ACCOUNT_COLUMNS, rows) if rows
+            else "No neural run and its pointwise run were both analysed with the probe.")
+
+
 def provenance_block(study_dir: Path, records: list[RunRecord]) -> str:
     index = read_json(study_dir / "sweep.json")
     statuses = Counter(run["status"] for run in index["runs"])
@@ -255,6 +265,7 @@ def generated_blocks(study_dir: Path, markdown_path: Path, figures_dir: Path, wr
     blocks = {"provenance": provenance_block(study_dir, records), "verdicts": verdicts_block(payload),
               "claims": claims_block(payload), "convergence": convergence_block(records, logs),
               "plateau": plateau_block(records), "probe": probe_block(records),
+              "probe-rate": probe_rate_block(records),
               "figures": figures_block(records, markdown_path, figures_dir, write_figures)}
     if previous_dir is not None:
         blocks["previous"] = previous_block(payload, read_json(_claims_path(previous_dir)))

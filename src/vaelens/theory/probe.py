@@ -80,6 +80,16 @@ class ProbeResult:
         return summary
 
 
+def precision_rate(variances) -> float:
+    """sum_j 1/2 log(1 / v_j) over latent units, in nats: the part of the rate the posterior variances set
+    (a unit's KL to N(0, 1) is 1/2 (mu_j^2 + v_j - 1 - log v_j); the rest comes from the spread of the means).
+    With v_j the probe's predicted sigma_j^2 it is the rate the loss's curvature alone implies."""
+    variances = np.asarray(variances, dtype=np.float64)
+    if variances.ndim != 1 or not variances.size or not np.all(variances > 0) or not np.all(np.isfinite(variances)):
+        raise ValueError(f"precision_rate needs a non-empty vector of positive, finite variances, got {variances!r}")
+    return float(0.5 * np.log(1.0 / variances).sum())
+
+
 def _correlation(kind, a: np.ndarray, b: np.ndarray) -> float:
     # A constant input has no correlation: report NaN rather than a scipy warning.
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
