@@ -21,6 +21,7 @@ two checkpoints to compare.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -125,8 +126,6 @@ def check_run(run_dir, images: int = 1024, seed: int = 0, device="cpu", data_cac
 
 def _indices_digest(indices: torch.Tensor) -> str:
     """A short digest of the chosen image indices, so two records can be seen to use the same images."""
-    import hashlib
-
     return hashlib.sha256(indices.numpy().astype("<i8").tobytes()).hexdigest()[:16]
 
 
