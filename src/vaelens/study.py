@@ -87,10 +87,11 @@ SCALES = {
     # The study two CPU cores run in about 2 hours (STUDY.md says what it found and how long it took). Its
     # training is sized by pilots (STUDY.md, "Did the models converge?"): at a constant lr no setting reached
     # the 2% plateau even at 4x the steps (dSprites pointwise, 4,800 steps: 2.6%), because Adam's noise floor
-    # keeps the objective moving; a cosine anneal from lr 2e-3 removes it, and pointwise, ldm and learned-sigma
-    # runs plateau by 2,000 (natural) to 2,400 (dSprites, whose beta 0.5 runs are the slowest) steps. The
-    # perceptual families were still improving in the pilots at these lengths: STUDY.md reports each setting's
-    # convergence. Cuts, each because its cost per run is the largest and the setting it drops the least informative:
+    # keeps the objective moving; a cosine anneal from lr 2e-3 removes it, and the pointwise pilots plateau by
+    # 2,000 (natural) to 2,400 (dSprites, whose beta 0.5 runs are the slowest) steps. The perceptual, +both and
+    # learned-sigma settings are still improving at these lengths (the paired plateau check in STUDY.md gives
+    # each setting): finishing them needs more optimisation than this budget. Cuts, each because its cost per
+    # run is the largest and the setting it drops the least informative:
     # - MLP models (256 hidden, 10 latents), not conv64: conv64 on dSprites is still collapsed after a CPU
     #   minute (vaelens.demo); batches of 32, so that the budget buys the steps above;
     # - natural patches at 32 x 32 (a quarter of the feature network's and discriminator's work; all 3,038
