@@ -27,6 +27,7 @@ def test_supervised_beats_chance_on_position_and_lowers_cross_entropy():
         assert held_out["accuracy"][factor] > 2 * held_out["chance_accuracy"][factor]
     assert metadata["method"] == "supervised" and metadata["in_channels"] == 1 and metadata["image_size"] == 64
     assert metadata["widths"] == list(SMALL_WIDTHS)
+    assert metadata["torch_threads"] == torch.get_num_threads()
     assert not network.training and not any(p.requires_grad for p in network.parameters())
 
 

@@ -172,6 +172,8 @@ def fit_feature_network(data_config, method: str, steps: int, batch_size: int = 
         "steps": steps, "batch_size": batch_size, "lr": float(lr), "seed": seed, "device": str(device),
         **network.architecture(),
         "vaelens_version": __version__, "torch_version": torch.__version__,
+        # CPU kernels split their sums by thread, so the weights are bit-reproducible only at the same count.
+        "torch_threads": torch.get_num_threads(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "fit_seconds": round(time.perf_counter() - started, 2),
     }
