@@ -166,9 +166,10 @@ def test_standard_study_meets_the_study_issue_minimums():
         assert steps // overrides["train.log_every"] >= 40
         assert spec["analysis"]["probe"] is True
         runs = _runs(spec)
-        # the pointwise and +perceptual families span the whole grid, from high rate to near collapse
+        # the pointwise families everywhere, and the +perceptual ones on natural patches, span the whole grid,
+        # from high rate to near collapse (dSprites +perceptual is cut to the betas where it reaches the plateau)
         for variant, _ in runs:
-            if _family(variant) in ("pointwise", "+perceptual"):
+            if _family(variant) == "pointwise" or (_family(variant) == "+perceptual" and dataset == "natural"):
                 assert {v["loss.beta"] for v, _ in runs if v["loss.convention"] == variant["loss.convention"]
                         and v["loss.likelihood"] == variant["loss.likelihood"]
                         and _family(v) == _family(variant)} == set(scale.betas)
@@ -177,6 +178,13 @@ def test_standard_study_meets_the_study_issue_minimums():
         for variant, seed in runs:
             seeds.setdefault(tuple(sorted(map(str, variant.items()))), set()).add(seed)
         assert min(map(len, seeds.values())) >= 5
+        # every run keeps a checkpoint at exactly 0.8 T for the paired plateau check, whatever its length
+        variants = [variant for variant, _ in runs]
+        for variant in variants:
+            length = variant.get("train.steps", steps)
+            assert 4 * variant.get("train.checkpoint_every", overrides["train.checkpoint_every"]) == 0.8 * length
+    dsprites_perceptual = {v["loss.beta"] for v, _ in _runs(specs["dsprites"]) if _family(v) == "+perceptual"}
+    assert len(dsprites_perceptual) >= 2  # a matched-rate curve needs 2
     assert specs["natural"]["overrides"]["data.image_size"] == 32
     assert specs["natural"]["overrides"]["data.subset"] is None
     assert specs["dsprites"]["overrides"]["data.subset"] == 20_000
@@ -213,3 +221,36 @@ def test_a_cut_that_drops_a_neural_settings_baseline_is_refused():
         study_pairs("natural", cut={"natural": (("ldm", "+perceptual"), ("additive", "pointwise"))})
     assert study_pairs("natural", cut={"natural": (("convex", "+perceptual"), ("additive", "pointwise"))}) == [
         ("additive", "pointwise"), ("convex", "+perceptual")]
+
+
+def test_variant_steps_lengthen_only_the_pairs_named_and_keep_every_other_run_id():
+    from vaelens.sweep.spec import SweepSpec, _validate, expand
+
+    base = dataclasses.replace(SCALES["quick"], steps=200, family_betas={"natural": {"+both": (4.0,)}})
+    longer = dataclasses.replace(base, variant_steps={"natural": {("additive", "+both"): 500,
+                                                                  ("additive", "pointwise"): 300}})
+
+    def tasks(scale, dataset):
+        lengths = ("train.steps", "train.checkpoint_every", "train.log_every", "loss.disc_start")
+        return {tuple(sorted((k, str(v)) for k, v in task.axes.items() if k not in lengths)): task
+                for task in expand(_validate(SweepSpec(**study_spec(dataset, scale)), dataset))}
+
+    for dataset in ("natural", "dsprites"):  # natural: beta in the zipped axis; dsprites: beta on the grid
+        before, after = tasks(base, dataset), tasks(longer, dataset)
+        assert before.keys() == after.keys()
+        for key, task in after.items():
+            config = task.config
+            pair = (config.loss.convention, _family({"loss.perceptual": config.loss.perceptual,
+                                                     "loss.disc_weight": config.loss.disc_weight}))
+            expected = {("additive", "+both"): 500, ("additive", "pointwise"): 300}.get(pair) if dataset == "natural" \
+                else None
+            if expected is None:
+                assert task.run_id == before[key].run_id  # untouched pairs are the same runs
+                assert config.train.steps == 200
+            else:
+                assert (config.train.steps, config.train.checkpoint_every, config.loss.disc_start) == (
+                    expected, expected // 5, expected // 4)
+                assert config.train.log_every == max(1, expected // base.log_records)
+    # the convex mix has no pointwise-only form, so the study has no such pair to lengthen
+    with pytest.raises(ValueError, match=r"variant_steps names \[\('convex', 'pointwise'\)\]"):
+        study_spec("natural", dataclasses.replace(base, variant_steps={"natural": {("convex", "pointwise"): 500}}))
