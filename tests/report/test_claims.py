@@ -7,9 +7,19 @@ import math
 import numpy as np
 import pytest
 
-from vaelens.report.claims import CLAIMS, evaluate_claims, format_claims_table, summary_rows, write_claims
+from vaelens.io import atomic_write_json
+from vaelens.report.claims import (
+    CLAIMS,
+    evaluate_claims,
+    format_claims_table,
+    plateau_exclusion_text,
+    seeds_text,
+    summary_rows,
+    write_claims,
+)
 from vaelens.report.collect import BOUNDED_BY_SAMPLE, SATURATED
 from vaelens.report.statistics import holm_adjust
+from vaelens.training.plateau import FILE_NAME as PLATEAU_FILE
 
 BETAS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 SHIFT = 1.7
@@ -151,14 +161,15 @@ def test_verdicts_read_holm_adjusted_p_values_over_every_row(make_run):
 def test_claims_schema_names_comparison_units_convention_interval_and_p_values(make_run, tmp_path):
     runs = [make_run(family, 0, beta) for family in ("pointwise", "+adversarial") for beta in (1.0, 2.0)]
     payload = evaluate_claims(runs)
-    assert payload["version"] == 2 and payload["units"] == "nats" and payload["confidence"] == 0.95
+    assert payload["version"] == 3 and payload["units"] == "nats" and payload["confidence"] == 0.95
     assert payload["alpha"] == 0.05 and set(payload["comparisons"]) == {"matched_beta", "matched_rate",
                                                                          "matched_distortion"}
     assert {"method", "alpha", "family", "p_value", "adjustment", "tests"} <= set(payload["multiplicity"])
     assert set(payload["claims"]) == {claim.claim_id for claim in CLAIMS} == {"C1", "C2", "C3", "C4"}
     keys = {"claim", "comparison", "metric", "metric_key", "metric_units", "dataset", "convention",
             "baseline_convention", "neural_family", "beta", "effect", "ci_low", "ci_high", "p_value", "p_holm",
-            "n_pairs", "seeds", "overlap", "predicted_sign", "verdict", "verdict_basis", "verdict_reason"}
+            "n_pairs", "seeds", "overlap", "predicted_sign", "verdict", "verdict_basis", "verdict_reason",
+            "seeds_not_on_plateau"}
     assert payload["results"] and all(set(result) == keys for result in payload["results"])
     rows = summary_rows(payload)
     assert len(rows) == sum(len(claim.metrics) * len(claim.comparisons) for claim in CLAIMS)
@@ -183,3 +194,38 @@ def test_no_pairs_gives_an_empty_table_that_says_why(make_run):
     payload = evaluate_claims([make_run("pointwise", 0, 1.0)])
     assert payload["results"] == []
     assert "no neural-loss run" in format_claims_table(payload)
+
+
+def _with_plateau(run, tmp_path, converged: bool, figure: float):
+    """`run` with a run folder holding the plateau.json the paired check would write."""
+    run.run_dir = tmp_path / run.run_id
+    atomic_write_json(run.run_dir / PLATEAU_FILE, {"converged": converged, "relative_improvement": figure,
+                                                  "from_step": 8, "to_step": 10})
+    return run
+
+
+def test_runs_still_improving_leave_the_claims_and_every_row_says_which_seeds_it_lost(make_run, tmp_path):
+    runs = decisive_sweep(make_run)
+    still = next(r for r in runs if r.loss_family == "pointwise" and r.seed == 2 and r.beta == 4.0)
+    on_plateau = next(r for r in runs if r.loss_family == "+perceptual" and r.seed == 1 and r.beta == 1.0)
+    _with_plateau(still, tmp_path, False, 0.031)
+    _with_plateau(on_plateau, tmp_path, True, 0.004)
+    payload = evaluate_claims(runs)
+    # the same numbers as a sweep without the run still improving; the run on the plateau stays
+    without = evaluate_claims([r for r in runs if r is not still])
+    def numbers(result):
+        return [{k: v for k, v in row.items() if k != "seeds_not_on_plateau"} for row in result["results"]]
+
+    assert numbers(payload) == numbers(without)
+    assert payload["plateau"]["runs_left_out"] == [
+        {"run": still.run_id, "dataset": "dsprites-64", "convention": "additive", "neural_family": "pointwise",
+         "beta": 4.0, "seed": 2, "relative_improvement": 0.031, "stretch": [8, 10]}]
+    rows = {(r["claim"], r["comparison"], r["metric"], r["beta"]): r for r in payload["results"]}
+    rate_at_4, rate_at_1 = rows[("C1", "matched_beta", "rate", 4.0)], rows[("C1", "matched_beta", "rate", 1.0)]
+    assert rate_at_4["n_pairs"] == 2 and rate_at_4["seeds"] == [0, 1] and rate_at_4["seeds_not_on_plateau"] == [2]
+    assert rate_at_1["n_pairs"] == 3 and rate_at_1["seeds_not_on_plateau"] == []
+    pooled_rate = rows[("C1", "matched_beta", "rate", "all")]
+    assert pooled_rate["seeds"] == [0, 1] and seeds_text(pooled_rate) == "2 (seed 2 still improving)"
+    text = plateau_exclusion_text(payload)
+    assert text.startswith("1 run still improving") and "pointwise: beta 4 seed 2 (3.10%)" in text
+    assert plateau_exclusion_text(without).startswith("Every run the claims use is on the plateau")

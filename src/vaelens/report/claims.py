@@ -10,7 +10,8 @@ Every row with at least two seeds gets a Student t interval (raw) and a two-side
 Holm's step-down method adjusts the p-values over all such rows of the report, and the verdict
 reads the adjusted p-value (vaelens.report.statistics.verdict). A row whose estimates sit at an
 estimator limit (saturated I(x; z), geometry bounded by the sample) or whose curves do not overlap
-is `inconclusive` whatever its numbers, and `verdict_reason` says why.
+is `inconclusive` whatever its numbers, and `verdict_reason` says why. Runs that the paired plateau check
+(vaelens.training.plateau) found still improving are left out of every comparison, and claims.json lists them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vaelens.report.collect import RunRecord
 from vaelens.report.matching import common_span, make_curve, matched_difference
 from vaelens.report.statistics import ALPHA, CONFIDENCE, holm_adjust, t_interval, t_test, verdict
 
-CLAIMS_VERSION = 2
+CLAIMS_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,36 @@ VERDICT_RULE = ("directional claims (C1-C3): supported if the Holm-adjusted p < 
                 "the difference instead); inconclusive otherwise, with fewer than 2 seeds, when a run's estimate "
                 "is at an estimator limit (saturated I(x;z), geometry bounded by N <= d) or when the curves of a "
                 "matched comparison share no range")
+
+
+PLATEAU_POLICY = ("a run whose plateau.json says it was still improving (the paired plateau check, `vaelens "
+                  "plateau`) is left out of every comparison: its pairs and its point on its seed's curve are dropped, "
+                  "so a row has fewer seeds (n) and each row lists the seeds it lost in seeds_not_on_plateau; runs "
+                  "without a check take part")
+
+
+def plateau_exclusions(records: list[RunRecord]) -> list[dict]:
+    """The usable runs the paired plateau check found still improving (plateau.json converged false), each with
+    its setting and figure: a verdict must rest on trained models, so these leave the claims."""
+    from vaelens.training.plateau import read_check
+
+    excluded = []
+    for run in records:
+        check = read_check(run.run_dir) if run.usable else None
+        if check and check.get("converged") is False:
+            excluded.append({"run": run.run_id, "dataset": run.dataset, "convention": run.convention,
+                             "neural_family": run.loss_family, "beta": run.beta, "seed": run.seed,
+                             "relative_improvement": check.get("relative_improvement"),
+                             "stretch": [check.get("from_step"), check.get("to_step")]})
+    return excluded
+
+
+def _lost_seeds(row: dict, excluded: list[dict]) -> list[int]:
+    """Seeds of `row` whose neural or pointwise run at its betas is in `excluded`."""
+    sides = {(row["convention"], row["neural_family"]), (row["baseline_convention"], "pointwise")}
+    return sorted({run["seed"] for run in excluded if run["dataset"] == row["dataset"]
+                   and (run["convention"], run["neural_family"]) in sides
+                   and row["beta"] in ("all", run["beta"])})
 
 
 def _limit_reason(runs: list[RunRecord], metric: str) -> tuple[str, str] | None:
@@ -211,7 +242,10 @@ def apply_holm(rows: list[dict]) -> None:
 def evaluate_claims(records: list[RunRecord]) -> dict:
     """The claims.json payload: one row per claim x metric x comparison x data set x convention x neural
     family (and per beta at matched beta), every verdict Holm-adjusted over all rows."""
-    paired, curves = pairing.paired_runs(records), pairing.curve_runs(records)
+    excluded = plateau_exclusions(records)
+    left_out = {run["run"] for run in excluded}
+    trained = [record for record in records if record.run_id not in left_out]
+    paired, curves = pairing.paired_runs(trained), pairing.curve_runs(trained)
     rows = []
     for claim in CLAIMS:
         for comparison in claim.comparisons:
@@ -222,12 +256,15 @@ def evaluate_claims(records: list[RunRecord]) -> dict:
                     rows += [_matched_curve_row(claim, comparison, metric, group, curves[group])
                              for group in sorted(curves, key=str)]
     apply_holm(rows)
+    for row in rows:
+        row["seeds_not_on_plateau"] = _lost_seeds(row, excluded)
     return {
         "version": CLAIMS_VERSION, "units": "nats", "confidence": CONFIDENCE, "alpha": ALPHA,
         "comparisons": COMPARISONS,
         "interval": "two-sided Student t interval of the paired differences over seeds (raw: not adjusted)",
         "multiplicity": {**MULTIPLICITY, "tests": sum(row["p_value"] is not None for row in rows)},
         "verdict_rule": VERDICT_RULE,
+        "plateau": {"policy": PLATEAU_POLICY, "runs_left_out": excluded},
         "claims": {claim.claim_id: {"statement": claim.statement, "metrics": list(claim.metrics),
                                     "primary_metric": claim.metrics[0], "predicted_sign": claim.predicted_sign,
                                     "comparisons": list(claim.comparisons)} for claim in CLAIMS},
@@ -244,6 +281,32 @@ def write_claims(payload: dict, path: Path) -> Path:
 def summary_rows(payload: dict) -> list[dict]:
     """The results pooled over betas (matched-beta pooled rows and every curve comparison): the claims table."""
     return [result for result in payload["results"] if result["beta"] == "all"]
+
+
+def seeds_text(row: dict, number=str) -> str:
+    """A row's seed count, with the seeds it lost to the plateau check: '4 (seed 2 still improving)'."""
+    lost = row.get("seeds_not_on_plateau") or []
+    if not lost:
+        return number(row["n_pairs"])
+    return f"{number(row['n_pairs'])} (seed{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))} still improving)"
+
+
+def plateau_exclusion_text(payload: dict) -> str:
+    """One paragraph: which runs the claims leave out as still improving, or that none were."""
+    left_out = (payload.get("plateau") or {}).get("runs_left_out") or []
+    if not left_out:
+        return ("Every run the claims use is on the plateau by the paired plateau check (or has no check); none "
+                "was left out.")
+    groups: dict[tuple, list[str]] = {}
+    for run in left_out:
+        figure = run["relative_improvement"]
+        groups.setdefault((run["dataset"], run["convention"], run["neural_family"]), []).append(
+            f"beta {run['beta']:g} seed {run['seed']}" + ("" if figure is None else f" ({100 * figure:.2f}%)"))
+    listed = "; ".join(f"{dataset} {convention} {family}: {', '.join(runs)}"
+                       for (dataset, convention, family), runs in groups.items())
+    return (f"{len(left_out)} run{'s' if len(left_out) > 1 else ''} still improving by the paired plateau check "
+            f"{'are' if len(left_out) > 1 else 'is'} left out of the claims: {listed}. Rule: "
+            f"{payload['plateau']['policy']}.")
 
 
 def _number(value) -> str:

@@ -20,7 +20,15 @@ from tqdm.auto import tqdm
 from vaelens.io import atomic_write_text
 from vaelens.losses.families import family_order
 from vaelens.report import images, plots
-from vaelens.report.claims import CLAIMS, GEOMETRY_METRICS, evaluate_claims, summary_rows, write_claims
+from vaelens.report.claims import (
+    CLAIMS,
+    GEOMETRY_METRICS,
+    evaluate_claims,
+    plateau_exclusion_text,
+    seeds_text,
+    summary_rows,
+    write_claims,
+)
 from vaelens.report.collect import RunRecord, distortion_keys, load_sweep, write_results_csv
 from vaelens.report.convergence import COLUMNS as CONVERGENCE_COLUMNS
 from vaelens.report.convergence import (
@@ -304,7 +312,8 @@ def claims_html(payload: dict) -> str:
     intro = (f"<ul>{statements}</ul><p>Effect = neural-loss run minus pointwise run, compared as follows "
              f"(per-beta matched-beta rows in claims.json):</p><ul>{comparisons}</ul>"
              f"<p>{int(payload['confidence'] * 100)}% interval: {html.escape(payload['interval'])}. "
-             f"Verdict: {html.escape(payload['verdict_rule'])}.</p>{multiplicity_html(payload)}")
+             f"Verdict: {html.escape(payload['verdict_rule'])}.</p>{multiplicity_html(payload)}"
+             f"<p class='plateau'><b>Trained models only.</b> {html.escape(plateau_exclusion_text(payload))}</p>")
     if not rows:
         return intro + ("<p>No claim could be tested: the sweep has no neural-loss run with a matching pointwise "
                         "run.</p>")
@@ -314,7 +323,7 @@ def claims_html(payload: dict) -> str:
                    [[r["claim"], r["comparison"], f"{r['metric']} ({r['metric_units']})", r["dataset"],
                      f"{r['convention']} (vs {r['baseline_convention']})", r["neural_family"], _number(r["effect"]),
                      f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]", _p(r["p_value"]), _p(r["p_holm"]),
-                     r["n_pairs"], compared_over(r), r["verdict"], r["verdict_reason"]]
+                     seeds_text(r), compared_over(r), r["verdict"], r["verdict_reason"]]
                     for r in rows], [r["verdict"] for r in rows], css_class="claims")
     return intro + table
 

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from vaelens.io import atomic_write_bytes, atomic_write_text, read_json
-from vaelens.report.claims import summary_rows
+from vaelens.report.claims import plateau_exclusion_text, seeds_text, summary_rows
 from vaelens.report.collect import RunRecord, load_sweep
 from vaelens.report.convergence import (
     COLUMNS,
@@ -73,7 +73,7 @@ def claims_table_rows(payload: dict, comparison: str) -> list[list]:
     return [[row["claim"], f"{row['metric']} ({row['metric_units']})", row["dataset"],
              f"{row['convention']} (vs {row['baseline_convention']})", row["neural_family"], cell_number(row["effect"]),
              f"[{cell_number(row['ci_low'])}, {cell_number(row['ci_high'])}]", cell_number(row["p_value"]),
-             cell_number(row["p_holm"]), cell_number(row["n_pairs"]), compared_over(row, cell_number), row["verdict"],
+             cell_number(row["p_holm"]), seeds_text(row, cell_number), compared_over(row, cell_number), row["verdict"],
              row["verdict_reason"]]
             for row in summary_rows(payload) if row["comparison"] == comparison]
 
@@ -82,7 +82,8 @@ def claims_block(payload: dict) -> str:
     multiplicity = payload["multiplicity"]
     parts = [f"Effect = neural-loss run minus its pointwise run; information in {payload['units']}. Intervals: "
              f"{payload['interval']}. Verdicts read p (Holm): {multiplicity['method']} over all "
-             f"{multiplicity['tests']} rows of claims.json with a p-value, per-beta rows included."]
+             f"{multiplicity['tests']} rows of claims.json with a p-value, per-beta rows included. "
+             f"{plateau_exclusion_text(payload)}"]
     for comparison, title in COMPARISON_TITLES.items():
         rows = claims_table_rows(payload, comparison)
         if rows:
