@@ -85,6 +85,63 @@ def test_a_finished_run_is_checked_and_skipped_the_second_time(tiny_config, tmp_
     assert "marker" not in redone and redone["images"] == 16
 
 
+@pytest.mark.parametrize("overrides", [["loss.likelihood=gaussian_learned"],
+                                       ["loss.convention=ldm", "loss.likelihood=laplace"]])
+def test_a_learned_scale_is_frozen_at_its_final_value_which_gives_the_origin(tiny_config, tmp_path, overrides):
+    from vaelens import train
+    from vaelens.config import update
+    from vaelens.config.parse import parse_override
+    from vaelens.data import load_dataset
+    from vaelens.losses.objective import frozen_scale_constant
+    from vaelens.runs import load_run
+    from vaelens.training.plateau import METHOD_VERSION, training_images
+
+    tiny_config.train.steps, tiny_config.train.checkpoint_every = 10, 2
+    update(tiny_config, dict(parse_override(text) for text in overrides))
+    run_dir = train(tiny_config, tmp_path / "run").run_dir
+    record = check_run(run_dir, images=32, seed=0)
+    final, earlier = load_run(run_dir, step=10), load_run(run_dir, step=8)
+    scales = [dict(loaded.objective.named_parameters()) for loaded in (earlier, final)]
+    assert any(not torch.equal(scales[0][name], scales[1][name]) for name in scales[1])  # the scale moved
+    # the origin: the objective's constant at the final scale (a perfect reconstruction's value there)
+    shape = (1, 64, 64)
+    if "loss.convention=ldm" in overrides:
+        expected = math.prod(shape) * float(final.objective.ldm_logvar.detach())
+    else:
+        log_sigma = float(final.objective.likelihood.log_sigma.detach())
+        expected = math.prod(shape) * (log_sigma + 0.5 * math.log(2 * math.pi))
+        x = torch.rand(2, *shape)
+        assert float(final.objective.likelihood.nll(x, x)[0]) == pytest.approx(expected, rel=1e-5)
+    assert frozen_scale_constant(final.objective, shape) == pytest.approx(expected, rel=1e-9)
+    assert record["origin"] == pytest.approx(expected, rel=1e-9) and "note" not in record
+    assert "frozen" in record["origin_note"] and record["method_version"] == METHOD_VERSION
+    # both checkpoints' models under the final objective
+    images, _ = training_images(load_dataset(tiny_config.data, split="train"), 32, 0)
+    before = per_image_objective(earlier.model, final.objective, images, 0).double().mean()
+    after = per_image_objective(final.model, final.objective, images, 0).double().mean()
+    assert record["objective_before"] == pytest.approx(float(before), rel=1e-6)
+    assert record["relative_improvement"] == pytest.approx(float((before - after) / abs(before - expected)), rel=1e-6)
+
+
+def test_a_record_of_an_older_method_is_measured_again(tiny_config, tmp_path):
+    from vaelens import train
+
+    tiny_config.train.steps, tiny_config.train.checkpoint_every = 10, 2
+    run_dir = train(tiny_config, tmp_path / "run").run_dir
+    [(_, written)] = check_runs(run_dir, images=16, progress=False)
+    (run_dir / FILE_NAME).write_text(json.dumps({**written, "method_version": 1, "marker": 1}))
+    [(_, redone)] = check_runs(run_dir, images=16, progress=False)
+    assert "marker" not in redone and redone["relative_improvement"] == written["relative_improvement"]
+
+
+def test_a_fixed_scale_objective_has_no_frozen_constant():
+    from vaelens.config import RunConfig
+    from vaelens.losses.objective import build_objective, frozen_scale_constant
+
+    config = RunConfig().loss
+    assert frozen_scale_constant(build_objective(config, (1, 8, 8)), (1, 8, 8)) is None
+
+
 def test_a_run_without_an_early_checkpoint_says_what_to_set(tiny_config, tmp_path):
     from vaelens import train
 

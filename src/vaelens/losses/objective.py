@@ -240,6 +240,22 @@ def objective_constant(config, image_shape) -> float | None:
     return (1.0 - config.neural_fraction) * constant if config.convention == "convex" else constant
 
 
+def frozen_scale_constant(objective: VAEObjective, image_shape) -> float | None:
+    """objective_constant for an objective with a learned scale, that scale frozen at its current value: the
+    learned-sigma Gaussian's sum of log sigma + log(2 pi) / 2 (times 1 - a under the convex mix), ldm's D s.
+    With the scale frozen the objective is a fixed-scale one, whose origin this is. None when it has no learned
+    scale (objective_constant gives its fixed origin)."""
+    if objective.convention == "ldm":
+        if not isinstance(objective.ldm_logvar, nn.Parameter):
+            return None
+        return math.prod(image_shape) * float(objective.ldm_logvar.detach())
+    at_current_scale = getattr(objective.likelihood, "constant_at_current_scale", None)
+    if at_current_scale is None:
+        return None
+    constant = at_current_scale(image_shape)
+    return (1.0 - objective.neural_fraction) * constant if objective.convention == "convex" else constant
+
+
 def build_objective(config, image_shape, model: nn.Module | None = None, device="cpu") -> VAEObjective:
     """The objective a LossConfig describes, for images of shape (C, H, W) and the given model."""
     adversarial = None

@@ -155,6 +155,12 @@ class LearnedGaussianLikelihood(PointwiseLikelihood):
     def constant(self, pixels):
         return None  # sum(log sigma) moves with training: the NLL has no fixed origin
 
+    def constant_at_current_scale(self, image_shape) -> float:
+        """The NLL's constant per image with sigma frozen at its current value: sum over pixels of
+        log sigma + log(2 pi) / 2, the value at a perfect reconstruction."""
+        log_sigma = self.log_sigma.detach().double().expand(tuple(image_shape))
+        return float(log_sigma.sum()) + math.prod(image_shape) * HALF_LOG_TWO_PI
+
     def describe(self):
         sigma = torch.exp(self.log_sigma.detach())
         return {"likelihood": self.name, "learned_sigma": "pixel" if self.per_pixel else "scalar",

@@ -14,9 +14,14 @@ the origin being the objective's parameter-free constant (vaelens.losses.objecti
 as in the logged figure. With a < 0.8 T the judged stretch is longer than the rule's last 20%, so the
 check is stricter than the rule, not laxer; the record names the stretch it used.
 
-What is evaluated is distortion + beta * rate, each image's own value (eval mode). The adversarial term
-is left out: its value is set by a discriminator that moves with the model, so it has no fixed value at
-two checkpoints to compare.
+What is evaluated is distortion + beta * rate, each image's own value (eval mode), both checkpoints'
+models under the final checkpoint's objective. That changes nothing for a fixed-scale objective; a learned
+scale (the learned-sigma Gaussian's sigma, ldm's s) is thereby frozen at its final value, which gives the
+objective an origin, the constant at that scale (vaelens.losses.objective.frozen_scale_constant): the
+figure is then the progress of the encoder and decoder, on the same footing as a fixed-scale run's, and the
+scale's own last moves are left out (it follows the reconstruction error). The adversarial term is left out
+too: its value is set by a discriminator that moves with the model, so it has no fixed value at two
+checkpoints to compare.
 """
 
 from __future__ import annotations
@@ -28,15 +33,19 @@ from pathlib import Path
 import torch
 
 from vaelens.io import atomic_write_json, read_json
-from vaelens.losses.objective import kl_per_unit, objective_constant
+from vaelens.losses.objective import frozen_scale_constant, kl_per_unit, objective_constant
 from vaelens.training.convergence import NO_ORIGIN, TAIL, THRESHOLD
 from vaelens.training.rundir import RunDirectory
 
 FILE_NAME = "plateau.json"
 """The check's record in the run directory."""
 RULE = ("(L(a) - L(T)) / |L(a) - the objective's parameter-free constant|, L the mean of distortion + beta * rate "
-        "over fixed training images with one shared posterior sample each, a the last checkpoint at or before "
+        "over fixed training images with one shared posterior sample each, under the final checkpoint's objective "
+        "(a learned scale frozen at its final value), a the last checkpoint at or before "
         f"0.8 T; converged when below {THRESHOLD:g}")
+METHOD_VERSION = 2
+"""Bumped when the figure's definition changes, so that older records are checked again. 2: both checkpoints
+under the final objective, a learned scale frozen there (1 judged a learned-scale run from an arbitrary zero)."""
 
 
 @torch.no_grad()
@@ -103,7 +112,8 @@ def check_run(run_dir, images: int = 1024, seed: int = 0, device="cpu", data_cac
     config = directory.read_config()
     total = config.train.steps
     pair = plateau_steps(directory.checkpoint_steps(), total)
-    record = {"rule": RULE, "steps": total, "images_requested": images, "seed": seed, "split": "train"}
+    record = {"rule": RULE, "method_version": METHOD_VERSION, "steps": total, "images_requested": images,
+              "seed": seed, "split": "train"}
     if directory.status() != "finished":
         return {**record, "converged": None, "reason": f"the run is {directory.status()}, not finished"}
     if pair is None:
@@ -115,13 +125,19 @@ def check_run(run_dir, images: int = 1024, seed: int = 0, device="cpu", data_cac
     if key not in cache:
         cache[key] = load_dataset(config.data, split="train")
     chosen, indices = training_images(cache[key], images, seed)
-    values = []
-    for step in pair:
-        loaded = load_run(directory.path, device, step=step)
-        values.append(per_image_objective(loaded.model, loaded.objective, chosen.to(device), seed).cpu())
-    origin = objective_constant(config.loss, tuple(chosen.shape[1:]))
+    final = load_run(directory.path, device, step=pair[1])
+    earlier = load_run(directory.path, device, step=pair[0])
+    values = [per_image_objective(loaded.model, final.objective, chosen.to(device), seed).cpu()
+              for loaded in (earlier, final)]
+    shape = tuple(chosen.shape[1:])
+    origin = objective_constant(config.loss, shape)
+    frozen = frozen_scale_constant(final.objective, shape) if origin is None else None
+    if frozen is not None:
+        record["origin_note"] = (f"a learned scale, frozen at its value at step {pair[1]}: the origin is the "
+                                 "objective's constant at that scale")
     return {**record, "from_step": pair[0], "to_step": pair[1], "stretch": (pair[1] - pair[0]) / total,
-            "image_indices_sha": _indices_digest(indices), **paired_improvement(values[0], values[1], origin)}
+            "image_indices_sha": _indices_digest(indices),
+            **paired_improvement(values[0], values[1], origin if frozen is None else frozen)}
 
 
 def _indices_digest(indices: torch.Tensor) -> str:
@@ -168,5 +184,6 @@ def check_runs(folder, images: int = 1024, seed: int = 0, device="cpu", progress
 
 def _still_valid(record: dict, run_dir: Path, images: int, seed: int) -> bool:
     steps = RunDirectory(run_dir).checkpoint_steps()
-    return (record.get("images_requested") == images and record.get("seed") == seed
+    return (record.get("method_version") == METHOD_VERSION and record.get("images_requested") == images
+            and record.get("seed") == seed
             and record.get("to_step") in steps and record.get("from_step") in steps)
