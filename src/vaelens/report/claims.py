@@ -95,8 +95,8 @@ VERDICT_RULE = ("directional claims (C1-C3): supported if the Holm-adjusted p < 
 
 PLATEAU_POLICY = ("a run whose plateau.json says it was still improving (the paired plateau check, `vaelens "
                   "plateau`) is left out of every comparison: its pairs and its point on its seed's curve are dropped, "
-                  "so a row has fewer seeds (n) and each row lists the seeds it lost in seeds_not_on_plateau; runs "
-                  "without a check take part")
+                  "so a matched-beta row has fewer seeds (n) and a curve fewer points, and each row lists the seeds whose "
+                  "runs it lost in seeds_not_on_plateau; runs without a check take part")
 
 
 def plateau_exclusions(records: list[RunRecord]) -> list[dict]:
@@ -284,11 +284,13 @@ def summary_rows(payload: dict) -> list[dict]:
 
 
 def seeds_text(row: dict, number=str) -> str:
-    """A row's seed count, with the seeds it lost to the plateau check: '4 (seed 2 still improving)'."""
+    """A row's seed count, with the seeds whose runs the plateau check left out of it: a matched-beta row loses
+    those seeds, a curve row their runs' points: '4 (runs still improving left out: seed 2)'."""
     lost = row.get("seeds_not_on_plateau") or []
     if not lost:
         return number(row["n_pairs"])
-    return f"{number(row['n_pairs'])} (seed{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))} still improving)"
+    return f"{number(row['n_pairs'])} (runs still improving left out: seed{'s' if len(lost) > 1 else ''} " \
+           f"{', '.join(map(str, lost))})"
 
 
 def plateau_exclusion_text(payload: dict) -> str:

@@ -173,7 +173,7 @@ def probe_rate_block(records: list[RunRecord]) -> str:
 def provenance_block(study_dir: Path, records: list[RunRecord]) -> str:
     index = read_json(study_dir / "sweep.json")
     statuses = Counter(run["status"] for run in index["runs"])
-    seconds = sum(float(run.get("seconds") or 0.0) for run in index["runs"])
+    timed = [float(run["seconds"]) for run in index["runs"] if run.get("seconds")]
     versions = Counter((r.summary.get("vaelens_version"), r.summary.get("torch_version")) for r in records if r.usable)
     analysed = [record for record in records if record.usable]
     images = Counter(record.analysis.get("num_images") for record in analysed)
@@ -181,7 +181,8 @@ def provenance_block(study_dir: Path, records: list[RunRecord]) -> str:
                      record.analysis)
     lines = [f"- runs: {len(index['runs'])} ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}); "
              f"{len(analysed)} finished and analysed",
-             f"- training + analysis time summed over runs: {seconds / 3600:.2f} h (runs in parallel overlap)",
+             f"- training + analysis time summed over runs: {sum(timed) / 3600:.2f} h over the {len(timed)} runs "
+             "this directory's sweeps ran (runs in parallel overlap; runs found finished are not timed again)",
              "- versions (vaelens, torch): " + ", ".join(f"{v} / {t} ({n} runs)" for (v, t), n in versions.items()),
              "- images per analysis: " + ", ".join(f"{n} ({count} runs)" for n, count in sorted(
                  images.items(), key=lambda item: str(item[0]))),
