@@ -95,8 +95,8 @@ VERDICT_RULE = ("directional claims (C1-C3): supported if the Holm-adjusted p < 
 
 PLATEAU_POLICY = ("a run whose plateau.json says it was still improving (the paired plateau check, `vaelens "
                   "plateau`) is left out of every comparison: its pairs and its point on its seed's curve are dropped, "
-                  "so a matched-beta row has fewer seeds (n) and a curve fewer points, and each row lists the seeds whose "
-                  "runs it lost in seeds_not_on_plateau; runs without a check take part")
+                  "so a matched-beta row has fewer seeds (n) and a curve fewer points, and each row lists the seeds "
+                  "whose runs it lost in seeds_not_on_plateau; runs without a check take part")
 
 
 def plateau_exclusions(records: list[RunRecord]) -> list[dict]:
