@@ -77,12 +77,18 @@ def test_a_finished_run_is_checked_and_skipped_the_second_time(tiny_config, tmp_
     assert record["origin"] == 0.0  # Bernoulli pixels have no normalising constant
     [(path, written)] = check_runs(run_dir, images=32, seed=0, progress=False)
     assert json.loads((run_dir / FILE_NAME).read_text()) == written
+    # summary.json holds the verdict and figure beside the logged convergence figure
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["plateau"]["converged"] == written["converged"] and summary["plateau"]["record"] == FILE_NAME
+    assert summary["plateau"]["relative_improvement"] == written["relative_improvement"]
+    assert "convergence" in summary and summary["status"] == "finished"
     assert written["relative_improvement"] == pytest.approx(record["relative_improvement"], rel=1e-6)
     (run_dir / FILE_NAME).write_text(json.dumps({**written, "marker": 1}))
     [(_, kept)] = check_runs(run_dir, images=32, seed=0, progress=False)
     assert kept["marker"] == 1  # same images, seed and checkpoints: not measured again
     [(_, redone)] = check_runs(run_dir, images=16, seed=0, progress=False)
     assert "marker" not in redone and redone["images"] == 16
+    assert json.loads((run_dir / "summary.json").read_text())["plateau"]["images"] == 16  # follows the record
 
 
 @pytest.mark.parametrize("overrides", [["loss.likelihood=gaussian_learned"],
@@ -111,7 +117,7 @@ def test_a_learned_scale_is_frozen_at_its_final_value_which_gives_the_origin(tin
         log_sigma = float(final.objective.likelihood.log_sigma.detach())
         expected = math.prod(shape) * (log_sigma + 0.5 * math.log(2 * math.pi))
         x = torch.rand(2, *shape)
-        assert float(final.objective.likelihood.nll(x, x)[0]) == pytest.approx(expected, rel=1e-5)
+        assert float(final.objective.likelihood.nll(x, x)[0].detach()) == pytest.approx(expected, rel=1e-5)
     assert frozen_scale_constant(final.objective, shape) == pytest.approx(expected, rel=1e-9)
     assert record["origin"] == pytest.approx(expected, rel=1e-9) and "note" not in record
     assert "frozen" in record["origin_note"] and record["method_version"] == METHOD_VERSION

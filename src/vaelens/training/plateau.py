@@ -173,13 +173,29 @@ def check_runs(folder, images: int = 1024, seed: int = 0, device="cpu", progress
     for run_dir in tqdm(run_directories(folder), desc="plateau check", disable=not progress, dynamic_ncols=True):
         existing = read_check(run_dir)
         if existing and not redo and _still_valid(existing, run_dir, images, seed):
-            results.append((run_dir, existing))
-            continue
-        record = check_run(run_dir, images, seed, device, cache)
+            record = existing
+        else:
+            record = check_run(run_dir, images, seed, device, cache)
+            if record.get("converged") is not None:
+                atomic_write_json(run_dir / FILE_NAME, record)
         if record.get("converged") is not None:
-            atomic_write_json(run_dir / FILE_NAME, record)
+            _put_in_summary(run_dir, record)
         results.append((run_dir, record))
     return results
+
+
+SUMMARY_KEYS = ("converged", "relative_improvement", "standard_error", "improvement_nats", "from_step", "to_step",
+                "images", "method_version")
+"""What summary.json's "plateau" holds of the check: the verdict and its figure beside the logged "convergence"
+figure, so that one file has both; plateau.json keeps the whole record."""
+
+
+def _put_in_summary(run_dir: Path, record: dict) -> None:
+    directory = RunDirectory(run_dir)
+    summary = directory.read_summary()
+    entry = {**{key: record.get(key) for key in SUMMARY_KEYS}, "record": FILE_NAME}
+    if summary is not None and summary.get("plateau") != entry:
+        directory.write_summary({**summary, "plateau": entry})
 
 
 def _still_valid(record: dict, run_dir: Path, images: int, seed: int) -> bool:
