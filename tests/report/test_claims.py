@@ -225,7 +225,7 @@ def test_runs_still_improving_leave_the_claims_and_every_row_says_which_seeds_it
     assert rate_at_4["n_pairs"] == 2 and rate_at_4["seeds"] == [0, 1] and rate_at_4["seeds_not_on_plateau"] == [2]
     assert rate_at_1["n_pairs"] == 3 and rate_at_1["seeds_not_on_plateau"] == []
     pooled_rate = rows[("C1", "matched_beta", "rate", "all")]
-    assert pooled_rate["seeds"] == [0, 1] and seeds_text(pooled_rate) == "2 (runs still improving left out: seed 2)"
+    assert pooled_rate["seeds"] == [0, 1] and seeds_text(pooled_rate) == "2 (seed 2 left out)"
     text = plateau_exclusion_text(payload)
     assert text.startswith("1 run still improving") and "pointwise: beta 4 seed 2 (3.10%)" in text
     assert plateau_exclusion_text(without).startswith("Every run the claims use is on the plateau")

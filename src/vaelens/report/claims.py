@@ -285,12 +285,11 @@ def summary_rows(payload: dict) -> list[dict]:
 
 def seeds_text(row: dict, number=str) -> str:
     """A row's seed count, with the seeds whose runs the plateau check left out of it: a matched-beta row loses
-    those seeds, a curve row their runs' points: '4 (runs still improving left out: seed 2)'."""
+    those seeds, a curve row their runs' points: '4 (seed 2 left out)'; the claims' plateau paragraph says why."""
     lost = row.get("seeds_not_on_plateau") or []
     if not lost:
         return number(row["n_pairs"])
-    return f"{number(row['n_pairs'])} (runs still improving left out: seed{'s' if len(lost) > 1 else ''} " \
-           f"{', '.join(map(str, lost))})"
+    return f"{number(row['n_pairs'])} (seed{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))} left out)"
 
 
 def plateau_exclusion_text(payload: dict) -> str:
