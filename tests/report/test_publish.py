@@ -142,7 +142,7 @@ def test_previous_block_puts_each_rows_effect_beside_the_earlier_studys(publishe
 @pytest.mark.skipif(not os.environ.get("VAELENS_STUDY_DIR"), reason="set VAELENS_STUDY_DIR to the standard study's "
                                                                    "--out to check STUDY.md against it")
 def test_study_md_matches_the_study_directory():
-    # STUDY.md's 'previous' block compares with the first study (VAELENS_PREVIOUS_STUDY_DIR).
+    # STUDY.md's 'previous' block compares with the previous version's study (VAELENS_PREVIOUS_STUDY_DIR).
     assert publish(os.environ["VAELENS_STUDY_DIR"], ROOT / "STUDY.md", check=True,
                    previous_dir=os.environ.get("VAELENS_PREVIOUS_STUDY_DIR")) == []
 
