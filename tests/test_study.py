@@ -89,9 +89,12 @@ def test_write_index_makes_the_study_folder_a_sweep_directory(tmp_path):
     atomic_write_json(tmp_path / "dsprites" / "sweep.json", {"runs": [
         {"id": "abc", "dir": "runs/abc", "status": "finished", "axes": {"loss.beta": 1.0}}]})
     write_index(tmp_path, {"dsprites": tmp_path / "dsprites"}, {"dsprites": {}})
-    runs = read_json(tmp_path / "sweep.json")["runs"]
-    assert runs == [{"id": "dsprites/abc", "dir": "dsprites/runs/abc", "status": "finished",
-                     "axes": {"loss.beta": 1.0}}]
+    index = read_json(tmp_path / "sweep.json")
+    assert index["runs"] == [{"id": "dsprites/abc", "dir": "dsprites/runs/abc", "status": "finished",
+                              "axes": {"loss.beta": 1.0}}]
+    assert index["claims"] == {"leave_out_still_improving": True}  # what `vaelens report OUT` follows
+    write_index(tmp_path, {"dsprites": tmp_path / "dsprites"}, {"dsprites": {}}, leave_out_still_improving=False)
+    assert read_json(tmp_path / "sweep.json")["claims"] == {"leave_out_still_improving": False}
 
 
 def test_demo_spec_is_accepted_by_the_sweep_package(tmp_path):

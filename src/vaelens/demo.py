@@ -5,8 +5,9 @@ mix keeps the pixel term's curvature and only redistributes it), three betas cho
 collapses, three seeds, small models and a small feature network fitted for the demo on the same
 images. Each run is analysed with the mechanistic probe (the linear theory's prediction of every
 posterior variance beside the measured one) and the claims are tested at matched beta and at matched
-rate. The verdicts are whatever these runs give: nothing is picked to make a row decisive, and
-`vaelens reproduce` is the real study.
+rate. A few CPU minutes do not take the runs to their plateau, so the claims keep the runs still improving
+(which `vaelens reproduce` leaves out) and say so: the verdicts are a smoke test of the pipeline, whatever
+these runs give (nothing is picked to make a row decisive), and `vaelens reproduce` is the real study.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ def run_demo(out, steps: int | None = None, progress: bool = True) -> Path:
 
     out = Path(out).expanduser()
     features = fit_demo_features(out / "features" / "dsprites-demo.safetensors", progress)
-    report = run_study({"dsprites": demo_spec(features, steps)}, out, progress=progress)
+    # A few CPU minutes do not reach the 2% plateau (the check finds every run still improving), and leaving
+    # them out would leave no claim to show: the demo keeps them, and its claims say they are a smoke test.
+    report = run_study({"dsprites": demo_spec(features, steps)}, out, progress=progress,
+                       leave_out_still_improving=False)
     print(runs_table(out))
     print(format_claims_table(read_json(out / "claims.json")))
     print(f"report: {report}")

@@ -284,15 +284,18 @@ def study_specs(scale_name: str, datasets=tuple(DATASETS), families=FAMILIES) ->
     return {dataset: study_spec(dataset, SCALES[scale_name], families) for dataset in datasets}
 
 
-def write_index(out_dir: Path, sweep_dirs: dict[str, Path], specs: dict[str, dict]) -> Path:
-    """OUT/sweep.json listing the runs of every sub-sweep with paths relative to OUT."""
+def write_index(out_dir: Path, sweep_dirs: dict[str, Path], specs: dict[str, dict],
+                leave_out_still_improving: bool = True) -> Path:
+    """OUT/sweep.json listing the runs of every sub-sweep with paths relative to OUT, and how the claims treat
+    runs still improving (vaelens.report.claims; the report reads it, so `vaelens report OUT` agrees)."""
     runs = []
     for name, sweep_dir in sweep_dirs.items():
         for run in read_json(sweep_dir / "sweep.json")["runs"]:
             runs.append({**run, "id": f"{name}/{run['id']}",
                          "dir": str((sweep_dir / run["dir"]).relative_to(out_dir))})
     path = out_dir / "sweep.json"
-    atomic_write_json(path, {"spec": {"study": specs}, "runs": runs})
+    atomic_write_json(path, {"spec": {"study": specs}, "runs": runs,
+                             "claims": {"leave_out_still_improving": leave_out_still_improving}})
     return path
 
 
@@ -308,10 +311,11 @@ def _ensure_feature_networks(specs: dict[str, dict], progress: bool) -> None:
 
 
 def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", progress: bool = True,
-              **executor_options) -> Path:
+              leave_out_still_improving: bool = True, **executor_options) -> Path:
     """Run each data set's sweep into OUT/<data set> (each run analysed as its spec says), index them, check
-    each run's plateau (plateau.json) and build OUT/report.html + claims.json. `executor_options` go to the
-    executor (e.g. workers=2)."""
+    each run's plateau (plateau.json) and build OUT/report.html + claims.json, whose verdicts leave out the
+    runs still improving unless `leave_out_still_improving` is False (a demonstration too short to converge).
+    `executor_options` go to the executor (e.g. workers=2)."""
     from vaelens.devices import resolve_device
     from vaelens.report import build_report
     from vaelens.sweep import run_sweep
@@ -323,7 +327,7 @@ def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", progr
     for dataset, spec in specs.items():
         sweep_dirs[dataset] = out_dir / dataset
         run_sweep(spec, sweep_dirs[dataset], executor=executor, progress=progress, **executor_options)
-    write_index(out_dir, sweep_dirs, specs)
+    write_index(out_dir, sweep_dirs, specs, leave_out_still_improving)
     check_runs(out_dir, device=resolve_device("auto"), progress=progress)
     return build_report(out_dir, progress=progress)
 

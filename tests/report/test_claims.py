@@ -229,3 +229,19 @@ def test_runs_still_improving_leave_the_claims_and_every_row_says_which_seeds_it
     text = plateau_exclusion_text(payload)
     assert text.startswith("1 run still improving") and "pointwise: beta 4 seed 2 (3.10%)" in text
     assert plateau_exclusion_text(without).startswith("Every run the claims use is on the plateau")
+
+
+def test_a_sweep_may_keep_the_runs_still_improving_and_then_says_the_verdicts_are_a_smoke_test(make_run, tmp_path):
+    runs = decisive_sweep(make_run)
+    every = [_with_plateau(run, tmp_path, False, 0.2) for run in runs]
+    kept = evaluate_claims(every, leave_out_still_improving=False)
+    assert kept["results"] == evaluate_claims(decisive_sweep(make_run))["results"]  # every run takes part
+    assert kept["plateau"]["runs_left_out"] == [] and len(kept["plateau"]["runs_still_improving"]) == len(runs)
+    assert plateau_exclusion_text(kept).startswith(f"{len(runs)} runs still improving by the paired plateau check, "
+                                                   "none left out") and "smoke test" in plateau_exclusion_text(kept)
+    assert "smoke test" in format_claims_table(kept)
+    # left out, nothing is left to compare, and the terminal says why rather than blaming the sweep's layout
+    none = evaluate_claims(every)
+    assert summary_rows(none) == [] and len(none["plateau"]["runs_left_out"]) == len(runs)
+    assert format_claims_table(none).startswith(f"no claim could be tested. {len(runs)} runs still improving")
+    assert format_claims_table(evaluate_claims([])).startswith("no claim could be tested: the sweep has no")

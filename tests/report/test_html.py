@@ -347,3 +347,25 @@ def test_training_section_says_when_no_run_has_a_convergence_figure(make_run):
 
     section = training_section([make_run("pointwise", 0, 1.0)])
     assert section.tables == [] and "no run has a convergence figure" in section.notes[0]
+
+
+def test_the_report_follows_the_sweep_index_on_runs_still_improving(tiny_sweep, tmp_path):
+    import shutil
+
+    from vaelens.io import atomic_write_json, read_json
+    from vaelens.training.plateau import FILE_NAME
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(tiny_sweep, sweep)
+    atomic_write_json(sweep / "runs" / "perceptual-s1" / FILE_NAME,
+                      {"converged": False, "relative_improvement": 0.05, "standard_error": 0.001, "from_step": 4,
+                       "to_step": 6, "stretch": 2 / 6, "origin": 0.0, "improvement_nats": 1.0})
+    build_report(sweep, traversals=False, progress=False)
+    claims = read_json(sweep / "claims.json")
+    assert [run["run"] for run in claims["plateau"]["runs_left_out"]] == ["perceptual-s1"]
+    assert "Trained models only.</b> 1 run still improving" in (sweep / "report.html").read_text()
+    index = read_json(sweep / "sweep.json")
+    atomic_write_json(sweep / "sweep.json", {**index, "claims": {"leave_out_still_improving": False}})
+    build_report(sweep, traversals=False, progress=False)
+    kept = read_json(sweep / "claims.json")["plateau"]
+    assert kept["runs_left_out"] == [] and [run["run"] for run in kept["runs_still_improving"]] == ["perceptual-s1"]

@@ -99,6 +99,11 @@ PLATEAU_POLICY = ("a run whose plateau.json says it was still improving (the pai
                   "whose runs it lost in seeds_not_on_plateau; runs without a check take part")
 
 
+PLATEAU_NOT_APPLIED = ("this sweep asked for every run to take part (a demonstration too short to reach the plateau): "
+                       "runs still improving are listed in runs_still_improving but not left out, so the verdicts "
+                       "are a smoke test of the pipeline, not evidence")
+
+
 def plateau_exclusions(records: list[RunRecord]) -> list[dict]:
     """The usable runs the paired plateau check found still improving (plateau.json converged false), each with
     its setting and figure: a verdict must rest on trained models, so these leave the claims."""
@@ -239,10 +244,12 @@ def apply_holm(rows: list[dict]) -> None:
         del row["_withheld"], row["_direction"]
 
 
-def evaluate_claims(records: list[RunRecord]) -> dict:
+def evaluate_claims(records: list[RunRecord], leave_out_still_improving: bool = True) -> dict:
     """The claims.json payload: one row per claim x metric x comparison x data set x convention x neural
-    family (and per beta at matched beta), every verdict Holm-adjusted over all rows."""
-    excluded = plateau_exclusions(records)
+    family (and per beta at matched beta), every verdict Holm-adjusted over all rows. Runs the plateau check
+    found still improving are left out (PLATEAU_POLICY) unless `leave_out_still_improving` is False."""
+    still_improving = plateau_exclusions(records)
+    excluded = still_improving if leave_out_still_improving else []
     left_out = {run["run"] for run in excluded}
     trained = [record for record in records if record.run_id not in left_out]
     paired, curves = pairing.paired_runs(trained), pairing.curve_runs(trained)
@@ -264,7 +271,9 @@ def evaluate_claims(records: list[RunRecord]) -> dict:
         "interval": "two-sided Student t interval of the paired differences over seeds (raw: not adjusted)",
         "multiplicity": {**MULTIPLICITY, "tests": sum(row["p_value"] is not None for row in rows)},
         "verdict_rule": VERDICT_RULE,
-        "plateau": {"policy": PLATEAU_POLICY, "runs_left_out": excluded},
+        "plateau": {"policy": PLATEAU_POLICY if leave_out_still_improving else PLATEAU_NOT_APPLIED,
+                    "leave_out_still_improving": leave_out_still_improving, "runs_still_improving": still_improving,
+                    "runs_left_out": excluded},
         "claims": {claim.claim_id: {"statement": claim.statement, "metrics": list(claim.metrics),
                                     "primary_metric": claim.metrics[0], "predicted_sign": claim.predicted_sign,
                                     "comparisons": list(claim.comparisons)} for claim in CLAIMS},
@@ -294,7 +303,12 @@ def seeds_text(row: dict, number=str) -> str:
 
 def plateau_exclusion_text(payload: dict) -> str:
     """One paragraph: which runs the claims leave out as still improving, or that none were."""
-    left_out = (payload.get("plateau") or {}).get("runs_left_out") or []
+    plateau = payload.get("plateau") or {}
+    left_out = plateau.get("runs_left_out") or []
+    improving = plateau.get("runs_still_improving") or []
+    if improving and not plateau.get("leave_out_still_improving", True):
+        return (f"{len(improving)} run{'s' if len(improving) > 1 else ''} still improving by the paired plateau "
+                f"check, none left out: {plateau['policy']}.")
     if not left_out:
         return ("Every run the claims use is on the plateau by the paired plateau check (or has no check); none "
                 "was left out.")
@@ -327,11 +341,15 @@ def format_claims_table(payload: dict) -> str:
              _p(row["p_holm"]), str(row["n_pairs"]), row["verdict"], row["verdict_basis"])
             for row in summary_rows(payload)]
     if not rows:
+        if (payload.get("plateau") or {}).get("runs_left_out"):
+            return "no claim could be tested. " + plateau_exclusion_text(payload)
         return "no claim could be tested: the sweep has no neural-loss run with a matching pointwise run"
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)) for line in (header, *rows)]
     lines.insert(1, "  ".join("-" * width for width in widths))
     multiplicity = payload.get("multiplicity", {})
+    if (payload.get("plateau") or {}).get("runs_still_improving"):
+        lines.append(plateau_exclusion_text(payload))
     lines.append(f"verdicts: {multiplicity.get('method', 'Holm')}-adjusted p over all "
                  f"{multiplicity.get('tests', '?')} rows with a p-value (per-beta rows in claims.json)")
     return "\n".join(lines)

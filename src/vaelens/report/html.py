@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from vaelens.io import atomic_write_text
+from vaelens.io import atomic_write_text, read_json
 from vaelens.losses.families import family_order
 from vaelens.report import images, plots
 from vaelens.report.claims import (
@@ -384,7 +384,9 @@ def build_report(sweep_dir: str | Path, *, traversals: bool = True, progress: bo
     sweep_dir = Path(sweep_dir).expanduser()
     records = load_sweep(sweep_dir)
     write_results_csv(records, sweep_dir / "results.csv")
-    payload = evaluate_claims(records)
+    # The sweep index may say how the claims treat runs still improving (vaelens.study.write_index).
+    options = read_json(sweep_dir / "sweep.json").get("claims") or {}
+    payload = evaluate_claims(records, leave_out_still_improving=options.get("leave_out_still_improving", True))
     write_claims(payload, sweep_dir / "claims.json")
     sections = _figure_sections(records, payload, traversals, progress)
     path = sweep_dir / "report.html"
