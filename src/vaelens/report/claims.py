@@ -320,8 +320,7 @@ def plateau_exclusion_text(payload: dict) -> str:
     listed = "; ".join(f"{dataset} {convention} {family}: {', '.join(runs)}"
                        for (dataset, convention, family), runs in groups.items())
     return (f"{len(left_out)} run{'s' if len(left_out) > 1 else ''} still improving by the paired plateau check "
-            f"{'are' if len(left_out) > 1 else 'is'} left out of the claims: {listed}. Rule: "
-            f"{payload['plateau']['policy']}.")
+            f"{'are' if len(left_out) > 1 else 'is'} left out of the claims: {listed}. Rule: {plateau['policy']}.")
 
 
 def _number(value) -> str:
