@@ -44,7 +44,7 @@ def test_round_trip_gives_identical_features_frozen_and_in_eval_mode(tmp_path):
     assert metadata["architecture"] == {"in_channels": 3, "image_size": 32, "widths": [8, 16, 16],
                                         "convs_per_stage": 1}
     # Frozen, yet gradients still reach the reconstruction through the distance.
-    from vaelens.losses.lpips import feature_distance
+    from vaelens.distances.features import feature_distance
 
     x_hat = torch.rand(4, 3, 32, 32, requires_grad=True)
     feature_distance(images, x_hat, loaded).sum().backward()

@@ -8,8 +8,9 @@ import torch
 
 from vaelens import train
 from vaelens.config import resolve
+from vaelens.distances.curvature import hutchinson_trace
 from vaelens.losses import build_objective, terms
-from vaelens.losses.calibration import calibrate_weight, hutchinson_trace
+from vaelens.losses.calibration import calibrate_weight
 from vaelens.losses.pointwise import BernoulliLikelihood, GaussianLikelihood
 from vaelens.losses.terms import WeightedTerm
 

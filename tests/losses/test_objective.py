@@ -157,7 +157,7 @@ def test_lpips_term_with_random_backbone_is_labelled():
 
 
 def test_missing_lpips_backbone_names_the_file(tmp_path, monkeypatch):
-    from vaelens.losses.lpips import MissingBackboneError
+    from vaelens.distances.lpips import MissingBackboneError
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(MissingBackboneError, match="vgg16-397923af.pth"):

@@ -31,7 +31,7 @@ def test_features_term_by_hand(feature_file):
 
 
 def test_lpips_term_equals_the_lpips_module_on_minus_one_to_one_inputs():
-    from vaelens.losses.lpips import build_lpips
+    from vaelens.distances.lpips import build_lpips
 
     term = build_perceptual("lpips-alex", True, (3, 32, 32), "cpu")
     x, x_hat = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)

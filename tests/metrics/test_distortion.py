@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
-from vaelens.losses.lpips import feature_distance
+from vaelens.distances.features import feature_distance
 from vaelens.metrics.distortion import (
     MS_SSIM_BETAS,
     PSNR_CAP_DB,

@@ -18,10 +18,12 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _public_definitions(module) -> set[str]:
-    """Functions and classes a module defines itself (not imports), without a leading underscore."""
+    """Functions and classes a module defines itself, without a leading underscore, and those its `__all__`
+    re-exports (distortion re-exports SSIM from vaelens.distances, which the training losses share)."""
+    exported = set(getattr(module, "__all__", ()))
     return {name for name, value in vars(module).items()
             if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value))
-            and value.__module__ == module.__name__}
+            and (value.__module__ == module.__name__ or name in exported)}
 
 
 def test_every_exported_name_is_the_object_of_its_module():

@@ -4,7 +4,7 @@ Pretrained VGG/AlexNet weights cannot be downloaded here, so vaelens fits small 
 (supervised on ground-truth factors, or self-supervised) and caches them:
 
     network, metadata = resolve_feature_network("dsprites-supervised")   # fits once, then loads
-    distance = feature_distance(x, x_hat, network)                       # vaelens.losses.lpips
+    distance = feature_distance(x, x_hat, network)                       # vaelens.distances.features
 
 Names are imported lazily so that the command line starts without importing torch.
 """

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from vaelens.theory.metric import metric_vector_product
+from vaelens.distances.curvature import hutchinson_trace
 
 CALIBRATION_IMAGES = 32
 """Training images the curvatures are averaged over."""
@@ -58,18 +58,6 @@ class Calibration:
 
     def describe(self) -> dict:
         return asdict(self)
-
-
-def hutchinson_trace(loss_fn, x: torch.Tensor, point: torch.Tensor, probes: int,
-                     generator: torch.Generator) -> torch.Tensor:
-    """(B,) estimates of tr M_x, M_x = half the Hessian of loss_fn(x, .) at `point`, from `probes` Rademacher
-    vectors each: tr M = E_v v^T M v for v with independent +-1 entries."""
-    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    for _ in range(probes):
-        signs = torch.randint(0, 2, x.shape, generator=generator, device=generator.device).to(x.device, x.dtype)
-        v = 2 * signs - 1
-        total += (v * metric_vector_product(loss_fn, x, v, point)).flatten(1).sum(1).double()
-    return total / probes
 
 
 def calibration_images(data, seed: int = CALIBRATION_SEED, count: int = CALIBRATION_IMAGES) -> torch.Tensor:

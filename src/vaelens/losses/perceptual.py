@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from vaelens.losses.lpips import (
+from vaelens.distances.features import feature_distance
+from vaelens.distances.lpips import (
     LPIPS_NETS,
     CorruptBackboneError,
     MissingBackboneError,
     build_lpips,
-    feature_distance,
     lpips_between,
     lpips_metric_name,
 )

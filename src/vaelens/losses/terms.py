@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from vaelens.distances.structural import ms_ssim, ssim
+
 AUTO = "auto"
 """A weight measured before training by curvature matching (losses/calibration.py)."""
 
@@ -48,8 +50,6 @@ class WeightedTerm:
 
 def structural_distance(kind: str):
     """1 - SSIM (or 1 - MS-SSIM) per image, differentiable."""
-    from vaelens.metrics.distortion import ms_ssim, ssim
-
     measure = {"ssim": ssim, "ms_ssim": ms_ssim}[kind]
     return lambda x, x_hat: 1.0 - measure(x, x_hat.clamp(0, 1))
 

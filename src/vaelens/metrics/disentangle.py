@@ -24,7 +24,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
 
-from vaelens.metrics.checks import as_float_tensor, check_finite, check_matrix
+from vaelens.checks import as_float_tensor, check_finite, check_matrix
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from vaelens.metrics.checks import as_float_tensor, check_finite, check_matrix
+from vaelens.checks import as_float_tensor, check_finite, check_matrix
 
 __all__ = [
     "covariance_spectrum",

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from vaelens.checks import as_float_tensor, check_finite, check_matrix, check_posterior
 from vaelens.metrics._aggregate import per_sample_log_densities, standard_normal_noise
-from vaelens.metrics.checks import as_float_tensor, check_finite, check_matrix, check_posterior
 
 __all__ = [
     "AggregatePosteriorDecomposition",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vaelens.metrics.checks import as_float_tensor, check_finite, check_matrix
+from vaelens.checks import as_float_tensor, check_finite, check_matrix
 
 __all__ = ["VarianceProfile", "posterior_variance_profile", "mean_variance_profile", "profile_uniformity"]
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from vaelens.metrics.checks import as_float_tensor
+from vaelens.checks import as_float_tensor
 
 # Relative tolerance for symmetry and "non-negative" eigenvalues of user matrices (round-off).
 _MATRIX_TOLERANCE = 1e-8

@@ -24,17 +24,8 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from vaelens.distances.curvature import check_batch, metric_vector_product
 from vaelens.theory.linear import LinearVAEOptimum, linear_vae_optimum
-
-
-def _check_batch(x, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor of images (B, ...), got {type(x).__name__}")
-    if x.ndim < 2 or x.shape[0] < 1:
-        raise ValueError(f"{name} must be a batch (B, ...) with a leading batch dimension and "
-                         f"B >= 1, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got {x.dtype}")
 
 
 def _check_chunk_size(chunk_size) -> int:
@@ -43,53 +34,9 @@ def _check_chunk_size(chunk_size) -> int:
     return chunk_size
 
 
-def per_image_loss(loss_fn, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    """loss_fn(x, x_hat), checked to be the per-image losses (B,): the metrics are per image."""
-    loss = loss_fn(x, x_hat)
-    if not isinstance(loss, torch.Tensor) or loss.shape != (x.shape[0],):
-        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError(f"loss_fn(x, x_hat) must return the per-image losses, shape "
-                         f"({x.shape[0]},), got {shape}; reduce over pixels, not over the batch")
-    return loss
-
-
-def metric_vector_product(loss_fn, x: torch.Tensor, v: torch.Tensor,
-                          x_hat: torch.Tensor | None = None) -> torch.Tensor:
-    """M_x v per image: half the Hessian of loss_fn(x, .) at x_hat (default x) applied to v.
-
-    x, v (and x_hat): (B, ...) of one shape; returns (B, ...). With x_hat != x it is the local
-    curvature around that reconstruction (e.g. the Fisher information of a Bernoulli decoder
-    when loss_fn reads logits).
-    """
-    _check_batch(x, "x")
-    if not isinstance(v, torch.Tensor) or v.shape != x.shape:
-        shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-        raise ValueError(f"v must be a tensor of the shape of x {tuple(x.shape)}, got {shape}")
-    point = x if x_hat is None else x_hat
-    if point.shape != x.shape:
-        raise ValueError(f"x_hat must have the shape of x {tuple(x.shape)}, "
-                         f"got {tuple(point.shape)}")
-    with torch.enable_grad():
-        point, gradient = gradient_graph(loss_fn, x, point)
-        if gradient is None:
-            return torch.zeros_like(v)
-        (hessian_v,) = torch.autograd.grad(gradient, point, grad_outputs=v.to(point.dtype),
-                                           allow_unused=True)
-    return torch.zeros_like(v) if hessian_v is None else 0.5 * hessian_v.detach()
-
-
-def gradient_graph(loss_fn, x: torch.Tensor, point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(x̂ as a leaf, the gradient of sum_b loss_fn(x, x̂) at `point` with its graph kept for Hessian-vector
-    products), or (x̂, None) when the loss is linear in x̂ and has no curvature. Call under enable_grad."""
-    point = point.detach().clone().requires_grad_(True)
-    loss = per_image_loss(loss_fn, x.detach(), point).sum()
-    (gradient,) = torch.autograd.grad(loss, point, create_graph=True)
-    return point, (gradient if gradient.requires_grad else None)
-
-
 def mean_metric_vector_product(loss_fn, xs: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """(1/B) sum_b M_{x_b} v for one direction v shaped like one image: E_x M_x applied to v."""
-    _check_batch(xs, "xs")
+    check_batch(xs, "xs")
     if not isinstance(v, torch.Tensor) or v.shape != xs.shape[1:]:
         shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
         raise ValueError(f"v must have the shape of one image {tuple(xs.shape[1:])}, got {shape}")
@@ -102,7 +49,7 @@ def dataset_metric(loss_fn, xs: torch.Tensor, chunk_size: int = 64) -> torch.Ten
     Built from n Hessian-vector products per image, `chunk_size` basis directions at a time;
     memory grows as B * chunk_size images, so keep images small (n up to a few thousand).
     """
-    _check_batch(xs, "xs")
+    check_batch(xs, "xs")
     chunk_size = _check_chunk_size(chunk_size)
     batch, image_shape, n = xs.shape[0], xs.shape[1:], xs[0].numel()
     columns = []
@@ -143,7 +90,7 @@ def metric_top_spectrum(loss_fn, xs: torch.Tensor, k: int = 10, tol: float = 1e-
 
     For images too big for a dense metric: each Lanczos step is one HVP over the batch xs.
     """
-    _check_batch(xs, "xs")
+    check_batch(xs, "xs")
     image_shape, n = xs.shape[1:], xs[0].numel()
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
         raise ValueError(f"k must be an integer in [1, {n - 1}] for Lanczos on {n} pixels, "

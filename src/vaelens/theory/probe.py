@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from vaelens.theory.metric import gradient_graph
+from vaelens.distances.curvature import gradient_graph
 
 METRIC_POINTS = ("data", "reconstruction")
 

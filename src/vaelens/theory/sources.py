@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vaelens.losses.lpips import feature_distance
+from vaelens.distances.features import feature_distance
 from vaelens.theory.metric import dataset_metric
 
 CONVENTION_METRICS = {

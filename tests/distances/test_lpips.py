@@ -1,4 +1,4 @@
-"""vaelens.losses.lpips: offline backbones (missing, loaded, corrupt), the shared LPIPS call, feature_distance."""
+"""vaelens.distances.lpips and .features: offline backbones (missing, loaded, corrupt), LPIPS, feature_distance."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import torch
 
 from vaelens.cli import main
 from vaelens.config import LossConfig
-from vaelens.losses import build_objective
-from vaelens.losses import lpips as lpips_module
-from vaelens.losses.lpips import (
+from vaelens.distances import lpips as lpips_module
+from vaelens.distances.features import feature_distance
+from vaelens.distances.lpips import (
     CorruptBackboneError,
     MissingBackboneError,
     build_lpips,
-    feature_distance,
     lpips_backbone_path,
     lpips_between,
     lpips_metric_name,
 )
+from vaelens.losses import build_objective
 from vaelens.metrics.distortion import distortion_report, lpips_distance
 
 

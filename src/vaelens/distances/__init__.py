@@ -1,0 +1,11 @@
+"""Distances between an image and its reconstruction, below both the training losses and the metrics.
+
+- `structural`: SSIM and MS-SSIM per image (torchmetrics);
+- `lpips`: LPIPS networks of the `lpips` package, with their ImageNet backbones read offline;
+- `features`: the LPIPS formula in the feature space of any network (`feature_distance`);
+- `curvature`: the local quadratic form of a per-image loss, M_x v, and Hutchinson traces of it;
+- `images`: the checks every distance makes of an image pair.
+
+The training losses (vaelens.losses) and the analysis' distortion metrics (vaelens.metrics.distortion)
+both import from here, so neither depends on the other.
+"""
