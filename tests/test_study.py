@@ -8,7 +8,7 @@ import pytest
 
 from vaelens.config import resolve
 from vaelens.demo import demo_spec
-from vaelens.report.collect import loss_family
+from vaelens.losses.families import loss_family
 from vaelens.study import FAMILIES, SCALES, StudyScale, run_study, study_spec, study_specs, write_index
 
 
@@ -90,8 +90,8 @@ def test_write_index_makes_the_study_folder_a_sweep_directory(tmp_path):
         {"id": "abc", "dir": "runs/abc", "status": "finished", "axes": {"loss.beta": 1.0}}]})
     write_index(tmp_path, {"dsprites": tmp_path / "dsprites"}, {"dsprites": {}})
     index = read_json(tmp_path / "sweep.json")
-    assert index["runs"] == [{"id": "dsprites/abc", "dir": "dsprites/runs/abc", "status": "finished",
-                              "axes": {"loss.beta": 1.0}}]
+    assert index["runs"] == [{"id": "dsprites/abc", "dir": "dsprites/runs/abc", "axes": {"loss.beta": 1.0},
+                              "status": "finished", "error": None, "seconds": None}]
     assert index["claims"] == {"leave_out_still_improving": True}  # what `vaelens report OUT` follows
     write_index(tmp_path, {"dsprites": tmp_path / "dsprites"}, {"dsprites": {}}, leave_out_still_improving=False)
     assert read_json(tmp_path / "sweep.json")["claims"] == {"leave_out_still_improving": False}

@@ -1,9 +1,15 @@
 """The `vaelens` command line: train, config, analyze, sweep, report, publish, plateau, reproduce, theory, demo,
-fit-features."""
+fit-features.
+
+Each command's handler imports what it runs when it runs, so that `vaelens --help`, a typo in an option and
+`vaelens config` answer without importing torch and matplotlib (seconds on a small machine); the executors'
+options (vaelens.sweep.executors) are added to `sweep` and `reproduce` only when one of those is the command.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import os
 import sys
@@ -98,13 +104,13 @@ def command_analyze(args) -> int:
     return 0
 
 
-EXECUTOR_OPTIONS = ("workers", "address", "runs_per_gpu", "max_retries", "max_models")
-"""Command-line options that belong to an executor: only those given are passed, and the executor refuses
-one it does not take."""
-
-
 def _executor_options(args) -> dict:
-    return {name: getattr(args, name) for name in EXECUTOR_OPTIONS if getattr(args, name, None) is not None}
+    """The executor options given on the command line (each executor's OPTIONS fields): only those given are
+    passed on, and the executor refuses one it does not take."""
+    from vaelens.sweep.executors import EXECUTORS, options_class
+
+    names = {item.name for name in EXECUTORS for item in dataclasses.fields(options_class(name))}
+    return {name: getattr(args, name) for name in sorted(names) if getattr(args, name, None) is not None}
 
 
 def command_sweep(args) -> int:
@@ -120,25 +126,23 @@ def command_sweep(args) -> int:
 
 
 def command_report(args) -> int:
-    from vaelens.io import read_json
-    from vaelens.report import build_report, format_claims_table
+    from vaelens.report import build_report, claims_text
 
-    path = build_report(args.sweep_dir, traversals=not args.no_traversals, progress=not args.no_progress)
-    print(format_claims_table(read_json(path.parent / "claims.json")))
-    print(f"report written: {path} (with results.csv and claims.json)")
+    report = build_report(args.sweep_dir, traversals=not args.no_traversals, progress=not args.no_progress)
+    print(claims_text(report.claims))
+    print(f"report written: {report.page} (with results.csv and claims.json)")
     return 0
 
 
 def command_reproduce(args) -> int:
-    from vaelens.io import read_json
-    from vaelens.report import format_claims_table
+    from vaelens.report import claims_text
     from vaelens.study import reproduce
 
     scale = "full" if args.full else "standard" if args.standard else "quick"
-    path = reproduce(scale, args.out, executor=args.executor,
-                     progress=not args.no_progress, **_executor_options(args))
-    print(format_claims_table(read_json(path.parent / "claims.json")))
-    print(f"report: {path}")
+    report = reproduce(scale, args.out, executor=args.executor,
+                       progress=not args.no_progress, **_executor_options(args))
+    print(claims_text(report.claims))
+    print(f"report: {report.page}")
     return 0
 
 
@@ -158,8 +162,8 @@ def command_publish(args) -> int:
 
 
 def command_plateau(args) -> int:
+    from vaelens.analysis.plateau import check_runs
     from vaelens.devices import resolve_device
-    from vaelens.training.plateau import check_runs
 
     results = check_runs(args.directory, images=args.images, seed=args.seed, device=resolve_device(args.device),
                          progress=not args.no_progress, redo=args.redo)
@@ -179,15 +183,21 @@ def command_demo(args) -> int:
     return 0
 
 
-def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, default=None,
-                        help="local: parallel processes (default 1; with GPUs, runs go round-robin over them)")
-    parser.add_argument("--address", default=None, help="ray: cluster address (default: start a local Ray)")
-    parser.add_argument("--runs-per-gpu", type=int, default=None, help="ray: runs sharing one GPU (default 1)")
-    parser.add_argument("--max-retries", type=int, default=None, help="ray: retries of a run whose worker died "
-                                                                       "(default 2)")
-    parser.add_argument("--max-models", type=int, default=None,
-                        help="ensemble: most members trained together (default 64)")
+def _add_executor_arguments(parser: argparse.ArgumentParser, with_options: bool) -> None:
+    """--executor, its choices from the registry, and (`with_options`) every executor's options from its OPTIONS
+    dataclass, each in a group of its own."""
+    from vaelens.sweep.executors import EXECUTORS
+
+    parser.add_argument("--executor", default="local", choices=list(EXECUTORS),
+                        help="; ".join(f"{name}: {entry.summary}" for name, entry in EXECUTORS.items()))
+    if not with_options:
+        return
+    from vaelens.options import add_dataclass_options
+    from vaelens.sweep.executors import options_class
+
+    for name in EXECUTORS:
+        add_dataclass_options(parser.add_argument_group(f"{name} executor"), options_class(name),
+                              prefix=f"{name}: ", unset=True)
 
 
 def _add_train_parser(commands) -> None:
@@ -235,14 +245,11 @@ def _add_analyze_parser(commands) -> None:
     analyze.set_defaults(handler=command_analyze)
 
 
-def _add_sweep_parser(commands) -> None:
+def _add_sweep_parser(commands, executor_options: bool) -> None:
     sweep = commands.add_parser("sweep", help="train (and analyse) every run of a sweep spec, skipping finished ones")
     sweep.add_argument("spec", help="sweep spec YAML (examples: src/vaelens/configs/sweeps/)")
     sweep.add_argument("--out", required=True, help="sweep directory (rerun it to resume)")
-    sweep.add_argument("--executor", default="local", choices=["local", "ray", "ensemble"],
-                       help="local: this machine; ray: Ray tasks (pip install 'vaelens[ray]'); "
-                            "ensemble: same-architecture runs trained together on one device")
-    _add_executor_arguments(sweep)
+    _add_executor_arguments(sweep, executor_options)
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sweep.set_defaults(handler=command_sweep)
 
@@ -282,8 +289,9 @@ def _add_plateau_parser(commands) -> None:
     plateau.set_defaults(handler=command_plateau)
 
 
-def _add_reproduce_parser(commands) -> None:
-    reproduce = commands.add_parser("reproduce", help="the study of PAPER.md: sweeps, claims.json and report.html")
+def _add_reproduce_parser(commands, executor_options: bool) -> None:
+    reproduce = commands.add_parser("reproduce", help="the study of the paper's claims (docs/science.md): sweeps, "
+                                                      "claims.json and report.html")
     size = reproduce.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small subsets and few steps, ~30 min on 2 CPU cores "
                                                            "(the default)")
@@ -291,9 +299,7 @@ def _add_reproduce_parser(commands) -> None:
                                                               "~2 h on 2 CPU cores")
     size.add_argument("--full", action="store_true", help="the presets' models and steps: for a GPU")
     reproduce.add_argument("--out", required=True, help="output directory (rerun to resume)")
-    reproduce.add_argument("--executor", default="local", choices=["local", "ray", "ensemble"],
-                           help="how runs are executed (see `vaelens sweep`)")
-    _add_executor_arguments(reproduce)
+    _add_executor_arguments(reproduce, executor_options)
     reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
     reproduce.set_defaults(handler=command_reproduce)
 
@@ -306,23 +312,39 @@ def _add_demo_parser(commands) -> None:
     demo.set_defaults(handler=command_demo)
 
 
-def build_parser() -> argparse.ArgumentParser:
+EXECUTOR_COMMANDS = ("sweep", "reproduce")
+"""The commands that take an executor and its options."""
+
+
+def build_parser(executor_options: bool = True) -> argparse.ArgumentParser:
+    """The command line; `executor_options` adds every executor's options to sweep and reproduce (which imports
+    the executors, torch with them)."""
     from vaelens.features.cli import add_fit_features_parser
     from vaelens.theory.cli import add_theory_parser
 
-    parser = argparse.ArgumentParser(prog="vaelens", description=__doc__)
+    parser = argparse.ArgumentParser(prog="vaelens", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error (also: environment variable VAELENS_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
+    with_executors = (_add_sweep_parser, _add_reproduce_parser)
     for add_parser in (_add_train_parser, _add_config_parser, _add_analyze_parser, _add_sweep_parser,
                        _add_report_parser, _add_publish_parser, _add_plateau_parser, _add_reproduce_parser,
                        _add_demo_parser, add_fit_features_parser, add_theory_parser):
-        add_parser(commands)
+        if add_parser in with_executors:
+            add_parser(commands, executor_options)
+        else:
+            add_parser(commands)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named in `argv` (its first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(executor_options=_command_of(argv) in EXECUTOR_COMMANDS).parse_args(argv)
     debug = args.debug or bool(os.environ.get("VAELENS_DEBUG"))
     try:
         return args.handler(args)

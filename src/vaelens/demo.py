@@ -12,9 +12,16 @@ these runs give (nothing is picked to make a row decisive), and `vaelens reprodu
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
+from statistics import mean
 
-from vaelens.study import StudyScale, study_spec
+from vaelens.config import DataConfig
+from vaelens.features.fit import fit_feature_network
+from vaelens.features.store import save_feature_network
+from vaelens.report import claims_text
+from vaelens.study import StudyScale, run_study, study_spec
+from vaelens.training.sweepdir import RunRecord, SweepDirectory
 
 # An MLP, not conv64: in a CPU minute conv64 on Bernoulli dSprites is still in its collapsed phase
 # (distortion near the mean image's at every beta, rate 0.02-0.04 nats at beta 4 after 500 steps), while
@@ -60,10 +67,6 @@ def demo_spec(feature_network: Path, steps: int | None = None) -> dict:
 
 def fit_demo_features(path: Path, progress: bool = True) -> Path:
     """A small supervised dSprites feature network at `path` (reused when already there)."""
-    from vaelens.config import DataConfig
-    from vaelens.features.fit import fit_feature_network
-    from vaelens.features.store import save_feature_network
-
     if path.is_file():
         return path
     network, metadata = fit_feature_network(DataConfig(name="dsprites", subset=DEMO_FEATURE_SUBSET), "supervised",
@@ -77,32 +80,23 @@ def fit_demo_features(path: Path, progress: bool = True) -> Path:
 def run_demo(out, steps: int | None = None, progress: bool = True) -> Path:
     """Fit the demo's feature network, run its sweep into `out`, build the report; print the claims
     table and the report's path, and return the path."""
-    from vaelens.io import read_json
-    from vaelens.report import format_claims_table
-    from vaelens.study import run_study
-
     out = Path(out).expanduser()
     features = fit_demo_features(out / "features" / "dsprites-demo.safetensors", progress)
     # A few CPU minutes do not reach the 2% plateau (the check finds every run still improving), and leaving
     # them out would leave no claim to show: the demo keeps them, and its claims say they are a smoke test.
     report = run_study({"dsprites": demo_spec(features, steps)}, out, progress=progress,
                        leave_out_still_improving=False)
-    print(runs_table(out))
-    print(format_claims_table(read_json(out / "claims.json")))
-    print(f"report: {report}")
-    return report
+    print(runs_table(SweepDirectory(out).load().runs))
+    print(claims_text(report.claims))
+    print(f"report: {report.page}")
+    return report.page
 
 
-def runs_table(sweep_dir: Path) -> str:
+def runs_table(runs: list[RunRecord]) -> str:
     """Per family and beta: mean rate and I(x; z) over seeds (nats; is any model collapsed?), the calibrated
     w_p, and the probe's agreement between predicted and measured posterior variances."""
-    from collections import defaultdict
-    from statistics import mean
-
-    from vaelens.report.collect import load_sweep
-
     groups = defaultdict(list)
-    for record in load_sweep(sweep_dir):
+    for record in runs:
         if record.usable:
             groups[(record.loss_family, record.convention, record.beta)].append(record)
     lines = ["family       convention  beta  rate (nats)  I(x;z) (nats)  w_p        probe r (log var)  runs"]

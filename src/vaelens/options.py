@@ -46,8 +46,11 @@ def option_name(field_name: str, names: dict[str, str] | None = None) -> str:
     return (names or {}).get(field_name, "--" + field_name.replace("_", "-"))
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls, names: dict[str, str] | None = None) -> None:
-    """Add one option per field of dataclass `cls` to `parser` (dest = the field name)."""
+def add_dataclass_options(parser, cls, names: dict[str, str] | None = None, prefix: str = "",
+                          unset: bool = False) -> None:
+    """Add one option per field of dataclass `cls` to `parser` (an ArgumentParser or an argument group; dest = the
+    field name). `prefix` heads each help text (e.g. "ray: "). With `unset`, an option not given is None rather
+    than the field's default, so a caller can pass on only what was given (the executors' options)."""
     hints, docs = typing.get_type_hints(cls), field_docs(cls)
     for field in dataclasses.fields(cls):
         kind, is_list, _ = _option_kind(hints[field.name])
@@ -55,19 +58,21 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, names: dict[str,
         option = option_name(field.name, names)
         if kind is bool and default is True:
             parser.add_argument("--no-" + option[2:], dest=field.name, action="store_false",
-                                help=f"do not {doc[:1].lower()}{doc[1:]}")
+                                default=None if unset else True, help=f"{prefix}do not {doc[:1].lower()}{doc[1:]}")
             continue
         if kind is bool:
-            parser.add_argument(option, dest=field.name, action="store_true", help=doc)
+            parser.add_argument(option, dest=field.name, action="store_true", default=None if unset else False,
+                                help=prefix + doc)
             continue
         metavar = option[2:].upper().replace("-", "_")
         if is_list:
             shown = "none" if default is None else ",".join(str(item) for item in default)
-            parser.add_argument(option, dest=field.name, metavar=metavar, default=None if default is None else shown,
-                                help=f"{doc} (comma-separated; default {shown})")
+            parser.add_argument(option, dest=field.name, metavar=metavar,
+                                default=None if default is None or unset else shown,
+                                help=f"{prefix}{doc} (comma-separated; default {shown})")
         else:
-            parser.add_argument(option, dest=field.name, metavar=metavar, type=kind, default=default,
-                                help=f"{doc} (default {default})")
+            parser.add_argument(option, dest=field.name, metavar=metavar, type=kind,
+                                default=None if unset else default, help=f"{prefix}{doc} (default {default})")
 
 
 def _comma_list(text: str, kind: type, option: str) -> list:

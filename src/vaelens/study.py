@@ -1,4 +1,4 @@
-"""`vaelens reproduce`: the study of PAPER.md as sweeps, then claims.json and report.html.
+"""`vaelens reproduce`: the study of the paper's claims (docs/science.md) as sweeps, then claims.json and report.html.
 
 Losses {pointwise, +perceptual, +adversarial, +both} x a beta grid x seeds x weighting conventions
 (additive and convex everywhere; latent-diffusion's ldm on natural patches, the SD-style setting it
@@ -9,11 +9,18 @@ OUT/<data set>/; OUT/sweep.json indexes all their runs, so OUT is itself a sweep
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaelens.io import atomic_write_json, read_json
+from vaelens.analysis.plateau import check_runs
+from vaelens.devices import resolve_device
+from vaelens.features import resolve_feature_network
 from vaelens.losses.families import split_convention_label
+from vaelens.report import BuiltReport, build_report
+from vaelens.report.pairing import baseline_convention
+from vaelens.sweep import run_sweep
+from vaelens.training.sweepdir import SweepDirectory, SweepIndex
 
 FAMILIES = ("pointwise", "+perceptual", "+adversarial", "+both")
 
@@ -79,41 +86,15 @@ class StudyScale:
 
 
 SCALES = {
-    # Sized for 2 CPU cores and a 30-minute budget (108 runs). The first design (80 steps of 16 images)
-    # left much of that budget unused, and fixed costs (fitting the two feature networks, analysis and
-    # report) took over half of what it did use, so training gets 4x the images (160 steps of 32); the
-    # wall times of both designs are in BENCHMARKS.md. Narrow models, two betas: its verdicts are a
-    # smoke test of the pipeline, not the study.
+    # Sized for 2 CPU cores and a 30-minute budget (108 runs; wall times in BENCHMARKS.md). Narrow models, two
+    # betas: its verdicts are a smoke test of the pipeline, not the study.
     "quick": StudyScale(steps=160, subset=1024, betas=(1.0, 4.0), seeds=(0, 1, 2), channels=8, hidden_dim=32,
                         batch_size=32, analysis_images=256, disc_channels=16, disc_layers=2,
                         distortion_images=128, disentanglement=False),
-    # The study two CPU cores run in about 2 hours (STUDY.md says what it found and how long it took). Its
-    # training is sized by pilots (STUDY.md, "Did the models converge?"): at a constant lr no setting reached
-    # the 2% plateau even at 4x the steps (dSprites pointwise, 4,800 steps: 2.6%), because Adam's noise floor
-    # keeps the objective moving; a cosine anneal from lr 2e-3 removes it, and the pointwise pilots plateau by
-    # 2,000 (natural) to 2,400 (dSprites, whose beta 0.5 runs are the slowest) steps. The paired plateau check
-    # (vaelens plateau) then found three settings still improving, and pilots on their worst runs (STUDY.md,
-    # "Did the models converge?") decided what each gets. The learned-sigma Gaussian trains 4,000 steps: at
-    # 2,000 its worst runs still improved 2.9-3.4% over the last 20%, at 4,000 0.5-0.8%, ending ~500 nats lower.
-    # dSprites +perceptual runs only at beta 8 and 32: its beta 0.5 runs still improve 3.4% at twice the steps,
-    # and would cost a quarter of the budget. +both is not lengthened (2.3% at 3,000 steps). A lower lr is no
-    # way out: it passes the 2% rule at a worse objective (the rule measures progress, and slow progress passes
-    # it). Runs still improving are left out of the claims (vaelens.report.claims).
-    # Cuts, each because its cost per run is the largest and the setting it drops the least informative:
-    # - MLP models (256 hidden, 10 latents), not conv64: conv64 on dSprites is still collapsed after a CPU
-    #   minute (vaelens.demo); batches of 32, so that the budget buys the steps above;
-    # - natural patches at 32 x 32 (a quarter of the feature network's and discriminator's work; all 3,038
-    #   training patches), dSprites on a 20,000-image subset;
-    # - dSprites: additive pointwise and +perceptual (at beta 8 and 32, above) only (its perceptual step costs
-    #   4x a pointwise one, and the convex mix is studied on the natural set); no adversarial families (a
-    #   PatchGAN step on 64 x 64 costs about 4x a pointwise one, and binary sprites are not the photographs it
-    #   was made for);
-    # - natural: every family under the additive convention, the adversarial ones at the two middle betas
-    #   (a matched-rate curve needs 2; the pointwise curve they are compared with spans all 4); the calibrated
-    #   convex mix, ldm and the learned-sigma Gaussian with +perceptual only (the term each convention is about);
-    # - 2,048 analysis images (the probe on 16): I(x; z) estimates at rates near log 2048 = 7.6 nats are
-    #   flagged saturated and withheld from verdicts rather than bought with O(N^2) estimators (log N grows
-    #   by 1 nat per 2.7x images; the rates of the low betas are tens of nats, out of reach of any N).
+    # The study STUDY.md publishes, about 2 h 20 min on two CPU cores. Its design and every cut (MLP models,
+    # 32 x 32 natural patches, which settings run at which betas and for how long) were chosen by pilots judged by
+    # the paired plateau check: STUDY.md ("Design, and what was cut to fit two cores" and "Did the models
+    # converge?") gives each choice with the measurements behind it.
     "standard": StudyScale(steps={"dsprites": 2400, "natural": 2000}, subset={"dsprites": 20_000, "natural": None},
                            betas=(0.5, 2.0, 8.0, 32.0), seeds=(0, 1, 2, 3, 4), channels=16, hidden_dim=256,
                            batch_size=32, analysis_images=2048,
@@ -168,8 +149,6 @@ def study_pairs(dataset: str, families=FAMILIES, cut: dict | None = None) -> lis
              if not (family == "pointwise" and convention == "convex")]
     if cut is None:
         return pairs
-    from vaelens.report.pairing import baseline_convention
-
     kept = [pair for pair in pairs if pair in set(map(tuple, cut.get(dataset, ())))]
     baselines = {convention for convention, family in kept if family == "pointwise"}
     orphans = [pair for pair in kept if baseline_convention(pair[0]) not in baselines]
@@ -203,7 +182,7 @@ def loss_variants(dataset: str, families=FAMILIES, perceptual: str | None = None
 
 def step_overrides(steps: int, log_records: int) -> dict:
     """The settings that follow a run's length: a checkpoint every fifth of the run keeps one at 0.8 T beside
-    the final one (the newest two are kept), so the paired plateau check (vaelens.training.plateau) judges
+    the final one (the newest two are kept), so the paired plateau check (vaelens.analysis.plateau) judges
     exactly the last 20%; `log_records` metrics records; the discriminator starts at T / 4."""
     return {"train.steps": steps, "train.checkpoint_every": max(1, steps // 5),
             "train.log_every": max(1, steps // log_records), "loss.disc_start": steps // 4}
@@ -290,19 +269,16 @@ def write_index(out_dir: Path, sweep_dirs: dict[str, Path], specs: dict[str, dic
     runs still improving (vaelens.report.claims; the report reads it, so `vaelens report OUT` agrees)."""
     runs = []
     for name, sweep_dir in sweep_dirs.items():
-        for run in read_json(sweep_dir / "sweep.json")["runs"]:
-            runs.append({**run, "id": f"{name}/{run['id']}",
-                         "dir": str((sweep_dir / run["dir"]).relative_to(out_dir))})
-    path = out_dir / "sweep.json"
-    atomic_write_json(path, {"spec": {"study": specs}, "runs": runs,
-                             "claims": {"leave_out_still_improving": leave_out_still_improving}})
-    return path
+        for entry in SweepDirectory(sweep_dir).read_index().runs:
+            runs.append(dataclasses.replace(entry, run_id=f"{name}/{entry.run_id}",
+                                            dir=str((sweep_dir / entry.dir).relative_to(out_dir))))
+    study = SweepDirectory(out_dir)
+    study.write_index(SweepIndex({"study": specs}, runs, leave_out_still_improving))
+    return study.index_path
 
 
 def _ensure_feature_networks(specs: dict[str, dict], progress: bool) -> None:
     """Fit the study's feature networks once, before any run asks for them (runs may be in parallel)."""
-    from vaelens.features import resolve_feature_network
-
     names = {value.split(":", 1)[1] for spec in specs.values() for value in spec["zip"][0]["loss.perceptual"]
              if value and value.startswith("features:")}
     for name in sorted(names):
@@ -311,16 +287,11 @@ def _ensure_feature_networks(specs: dict[str, dict], progress: bool) -> None:
 
 
 def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", progress: bool = True,
-              leave_out_still_improving: bool = True, **executor_options) -> Path:
+              leave_out_still_improving: bool = True, **executor_options) -> BuiltReport:
     """Run each data set's sweep into OUT/<data set> (each run analysed as its spec says), index them, check
     each run's plateau (plateau.json) and build OUT/report.html + claims.json, whose verdicts leave out the
     runs still improving unless `leave_out_still_improving` is False (a demonstration too short to converge).
     `executor_options` go to the executor (e.g. workers=2)."""
-    from vaelens.devices import resolve_device
-    from vaelens.report import build_report
-    from vaelens.sweep import run_sweep
-    from vaelens.training.plateau import check_runs
-
     out_dir = Path(out_dir).expanduser()
     _ensure_feature_networks(specs, progress)
     sweep_dirs = {}
@@ -333,6 +304,7 @@ def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", progr
 
 
 def reproduce(scale_name: str, out_dir, *, executor: str = "local", progress: bool = True,
-              **executor_options) -> Path:
-    """`vaelens reproduce`: the whole study at `scale_name` (quick | full); returns report.html's path."""
+              **executor_options) -> BuiltReport:
+    """`vaelens reproduce`: the whole study at `scale_name` (quick | standard | full); returns what the report
+    wrote and the claims."""
     return run_study(study_specs(scale_name), out_dir, executor=executor, progress=progress, **executor_options)

@@ -9,10 +9,10 @@ from PIL import Image
 
 import vaelens
 from vaelens.analysis import run as run_module
-from vaelens.analysis.encode import random_subset
 from vaelens.cli import main
 from vaelens.data import load_dataset
 from vaelens.runs import load_run
+from vaelens.sampling import random_subset
 
 FIGURES = ("variance_profile.png", "covariance_spectrum.png", "kl_per_unit.png", "reconstructions.png")
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from vaelens.analysis.encode import random_subset
 from vaelens.analysis.sample_size import AUTO_MAX_IMAGES, AUTO_MIN_IMAGES, check_image_count, encode_for_analysis
 from vaelens.config import resolve
 from vaelens.data import load_dataset
 from vaelens.data.gaussian import write_gaussian_source
 from vaelens.models.mlp import LinearVAE
+from vaelens.sampling import random_subset
 
 UNITS = 4
 

@@ -1,5 +1,6 @@
 """Calibrated neural weights: Hutchinson traces against closed forms, the scaled-copy check, determinism."""
 
+import dataclasses
 import json
 import math
 
@@ -56,13 +57,12 @@ def test_calibrated_convex_with_a_scaled_pixel_copy_trains_like_the_pointwise_ru
     monkeypatch.setenv("VAELENS_CACHE", str(tmp_path / "cache"))
     likelihood = GaussianLikelihood(sigma=0.5)
 
-    def scaled_pixel(config, image_shape, device):  # a term registered through the public registry
-        if config.perceptual != "scaled-pixel":
-            return None
+    def scaled_pixel(config, image_shape, device):  # a builder registered through the public registry
+        assert config.perceptual == "scaled-pixel"
         return WeightedTerm("perceptual", "perceptual", lambda x, x_hat: 7.0 * likelihood.image_nll(x, x_hat),
                             config.perceptual_weight, mixed=True, description={"perceptual": "7 x pixel"})
 
-    monkeypatch.setitem(terms.TERM_BUILDERS, "perceptual", scaled_pixel)
+    monkeypatch.setitem(terms.TERMS, "perceptual", dataclasses.replace(terms.TERMS["perceptual"], build=scaled_pixel))
     base = ["data.subset=128", "model.channels=8", "model.hidden_dim=32", "model.latent_dim=4", "train.steps=30",
             "train.batch_size=16", "train.lr=1e-3", "train.progress=false", "train.device=cpu",
             "loss.likelihood=gaussian", "loss.sigma=0.5", "loss.beta=1"]

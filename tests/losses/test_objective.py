@@ -4,6 +4,7 @@ import torch
 from vaelens.config import LossConfig
 from vaelens.losses import VAEObjective, build_likelihood, build_objective, kl_per_unit
 from vaelens.losses.perceptual import PerceptualTerm
+from vaelens.losses.terms import perceptual_term, structural_term
 
 
 def squared_feature_term():
@@ -24,8 +25,8 @@ def batch():
 def test_additive_convention_by_hand(batch):
     x, output, mu, logvar = batch
     likelihood = build_likelihood(LossConfig(likelihood="gaussian", sigma=0.5), (1, 4, 4))
-    objective = VAEObjective(likelihood, beta=2.0, convention="additive", perceptual=squared_feature_term(),
-                             perceptual_weight=10.0)
+    objective = VAEObjective(likelihood, beta=2.0, convention="additive",
+                             terms=[perceptual_term(squared_feature_term(), 10.0)])
     terms = objective(x, output, mu, logvar)
     pixel = likelihood.nll(x, output)
     perceptual = squared_feature_term()(x, output)
@@ -39,8 +40,8 @@ def test_additive_convention_by_hand(batch):
 def test_convex_convention_by_hand(batch):
     x, output, mu, logvar = batch
     likelihood = build_likelihood(LossConfig(likelihood="laplace", sigma=1.0), (1, 4, 4))
-    objective = VAEObjective(likelihood, beta=1.0, convention="convex", perceptual=squared_feature_term(),
-                             neural_fraction=0.25)
+    objective = VAEObjective(likelihood, beta=1.0, convention="convex",
+                             terms=[perceptual_term(squared_feature_term(), 1.0)], neural_fraction=0.25)
     terms = objective(x, output, mu, logvar)
     expected = 0.75 * likelihood.nll(x, output) + 0.25 * squared_feature_term()(x, output)
     torch.testing.assert_close(terms.distortion, expected.mean())
@@ -49,8 +50,8 @@ def test_convex_convention_by_hand(batch):
 def test_ldm_convention_by_hand(batch):
     x, output, mu, logvar = batch
     likelihood = build_likelihood(LossConfig(likelihood="laplace"), (1, 4, 4))
-    objective = VAEObjective(likelihood, beta=1e-6, convention="ldm", perceptual=squared_feature_term(),
-                             perceptual_weight=0.5, logvar_init=0.3)
+    objective = VAEObjective(likelihood, beta=1e-6, convention="ldm",
+                             terms=[perceptual_term(squared_feature_term(), 0.5)], logvar_init=0.3)
     terms = objective(x, output, mu, logvar)
     rec = (x - output).abs() + 0.5 * squared_feature_term()(x, output).view(-1, 1, 1, 1)
     nll = (rec / torch.exp(torch.tensor(0.3)) + 0.3).flatten(1).sum(1).mean()
@@ -83,8 +84,8 @@ def test_ldm_learned_logvar_reaches_mean_reconstruction_error(batch):
 def test_ldm_learned_logvar_optimum_includes_the_broadcast_perceptual_term(batch):
     x, output, mu, logvar = batch
     likelihood = build_likelihood(LossConfig(likelihood="laplace"), (1, 4, 4))
-    objective = VAEObjective(likelihood, beta=1e-6, convention="ldm", perceptual=squared_feature_term(),
-                             perceptual_weight=2.0)
+    objective = VAEObjective(likelihood, beta=1e-6, convention="ldm",
+                             terms=[perceptual_term(squared_feature_term(), 2.0)])
     _fit_ldm_logvar(objective, x, output, mu, logvar)
     rec = (x - output).abs() + 2.0 * squared_feature_term()(x, output).view(-1, 1, 1, 1)
     assert float(objective.ldm_logvar.detach().exp()) == pytest.approx(float(rec.mean()), rel=1e-3)
@@ -113,8 +114,8 @@ def test_perceptual_gradient_reaches_the_decoder():
     torch.manual_seed(0)
     decoder = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Unflatten(1, (1, 4, 4)))
     likelihood = build_likelihood(LossConfig(likelihood="gaussian"), (1, 4, 4))
-    objective = VAEObjective(likelihood, beta=1.0, convention="convex", perceptual=squared_feature_term(),
-                             neural_fraction=1.0)
+    objective = VAEObjective(likelihood, beta=1.0, convention="convex",
+                             terms=[perceptual_term(squared_feature_term(), 1.0)], neural_fraction=1.0)
     x, z = torch.rand(2, 1, 4, 4), torch.randn(2, 3)
     terms = objective(x, decoder(z), z, torch.zeros_like(z))
     terms.distortion.backward()
@@ -127,7 +128,7 @@ def test_structural_term_is_one_minus_ssim():
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(2))
     output = (x + 0.1 * torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
     likelihood = build_likelihood(LossConfig(likelihood="gaussian"), (1, 16, 16))
-    objective = VAEObjective(likelihood, beta=1.0, ssim_weight=3.0)
+    objective = VAEObjective(likelihood, beta=1.0, terms=[structural_term("ssim", 3.0)])
     terms = objective(x, output, torch.zeros(2, 1), torch.zeros(2, 1))
     expected = likelihood.nll(x, output) + 3.0 * (1 - ssim(x, output))
     torch.testing.assert_close(terms.distortion, expected.mean())

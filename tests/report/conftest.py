@@ -2,7 +2,7 @@
 directory, built without the sweep package: 2 losses x 2 seeds at one beta.
 
 The real runs are trained with vaelens.training.train and analysed with vaelens.analysis, then indexed
-in a sweep.json of the layout `vaelens sweep` writes (see vaelens.report.collect.load_sweep).
+in a sweep.json of the layout `vaelens sweep` writes (see vaelens.training.sweepdir).
 """
 
 import os
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vaelens.config import resolve, save_yaml
+from vaelens.config import from_dict, resolve, save_yaml
 from vaelens.io import atomic_write_json
-from vaelens.report.collect import RunRecord
+from vaelens.training.sweepdir import RunRecord
 
 
 def _make_run(family: str, seed: int, beta: float, convention: str = "additive", dataset: str = "dsprites",
@@ -26,7 +26,7 @@ def _make_run(family: str, seed: int, beta: float, convention: str = "additive",
               "loss": loss, "train": {"seed": seed, "steps": 10}}
     analysis = {"rate": 10.0, "mutual_information": 4.0, "geometry_active.isoscore": 0.5,
                 "geometry_active.participation_ratio": 3.0, "posterior_variance.normalized_entropy": 0.8, **metrics}
-    return RunRecord(f"{family}-{convention}-{beta}-{seed}", Path("/nonexistent"), {}, status, None, config,
+    return RunRecord(f"{family}-{convention}-{beta}-{seed}", Path("/nonexistent"), {}, status, None, from_dict(config),
                      {"weighting_convention": convention, "data": {"image_shape": [1, 64, 64]}}, analysis)
 
 

@@ -13,8 +13,12 @@ import pytest
 from PIL import Image
 
 from vaelens.cli import main
-from vaelens.report import build_report, evaluate_claims, load_sweep
-from vaelens.report.html import matched_rate_section, mechanism_section, render_html
+from vaelens.report import build_report, evaluate_claims
+from vaelens.report.claims_content import claims_section
+from vaelens.report.content import mechanism_section, runs_section, training_section
+from vaelens.report.figures import matched_rate_section
+from vaelens.report.render_html import render_page
+from vaelens.training.sweepdir import SweepDirectory
 
 
 class _References(HTMLParser):
@@ -32,7 +36,7 @@ class _References(HTMLParser):
 
 @pytest.fixture(scope="module")
 def report(tiny_sweep):
-    return build_report(tiny_sweep, progress=False)
+    return build_report(tiny_sweep, progress=False).page
 
 
 def test_report_writes_csv_claims_and_page(report, tiny_sweep):
@@ -123,8 +127,8 @@ def constructed_page(make_run, tmp_path):
     runs = probed_runs(make_run)
     payload = evaluate_claims(runs)
     path = tmp_path / "report.html"
-    path.write_text(render_html("constructed", runs, payload, [matched_rate_section(runs, payload),
-                                                               mechanism_section(runs)]))
+    path.write_text(render_page("constructed", [runs_section(runs), claims_section(payload),
+                                                matched_rate_section(runs, payload), mechanism_section(runs)]))
     return path
 
 
@@ -173,7 +177,7 @@ def test_cli_report_on_a_folder_without_sweep_json_says_what_to_give(tmp_path, c
 def test_load_sweep_names_a_malformed_index(tmp_path):
     (tmp_path / "sweep.json").write_text(json.dumps({"runs": [{"id": "a"}]}))
     with pytest.raises(ValueError, match="run #0 lacks dir, status"):
-        load_sweep(tmp_path)
+        SweepDirectory(tmp_path).load()
 
 
 def _copy_runs(source, target, copies: int):
@@ -198,8 +202,8 @@ RGBA PNGs they replaced) and the text."""
 
 
 def test_report_size_stays_within_a_per_run_budget(tiny_sweep, tmp_path):
-    small = build_report(_copy_runs(tiny_sweep, tmp_path / "small", 1), traversals=False, progress=False)
-    large = build_report(_copy_runs(tiny_sweep, tmp_path / "large", 6), traversals=False, progress=False)
+    small = build_report(_copy_runs(tiny_sweep, tmp_path / "small", 1), traversals=False, progress=False).page
+    large = build_report(_copy_runs(tiny_sweep, tmp_path / "large", 6), traversals=False, progress=False).page
     small_size, large_size = small.stat().st_size, large.stat().st_size
     per_run = (large_size - small_size) / (24 - 4)
     assert per_run <= PER_RUN_BUDGET, f"each run adds {per_run:.0f} bytes to the report"
@@ -314,15 +318,13 @@ def test_matched_rate_and_mechanism_render_in_headless_chromium(constructed_page
 
 
 def test_training_section_counts_converged_runs_and_draws_loss_curves(make_run, tmp_path):
-    from vaelens.report.html import training_section
-
     runs = []
     for index, (family, curve) in enumerate((("pointwise", lambda s: 10.0), ("pointwise", lambda s: 200.0 - s),
                                              ("+perceptual", None))):
         run = make_run(family, index, 1.0 + index)
         run.run_dir = tmp_path / f"run{index}"
         run.run_dir.mkdir()
-        run.config["train"]["steps"] = 100
+        run.config.train.steps = 100
         if curve is None:  # no log: the figure in summary.json is used
             run.summary["convergence"] = {"relative_improvement": 0.001, "standard_error": 0.002, "converged": True}
         else:
@@ -330,7 +332,7 @@ def test_training_section_counts_converged_runs_and_draws_loss_curves(make_run, 
                 json.dumps({"step": s, "loss": 0.0, "loss_interval_mean": curve(s)}) + "\n" for s in range(5, 101, 5)))
         runs.append(run)
     section = training_section(runs)
-    table = section.tables[0]
+    table = render_page("training", [section])
     assert "2 of 3 runs converged" in table
     # the falling run: windows (75, 85] and (90, 100] hold 120, 115 and 105, 100: (117.5 - 102.5) / 117.5 =
     # 12.77%, standard error hypot(2.5, 2.5) / 117.5 = 3.01%; the flat run: 0 +- 0; medians of the two
@@ -343,8 +345,6 @@ def test_training_section_counts_converged_runs_and_draws_loss_curves(make_run, 
 
 
 def test_training_section_says_when_no_run_has_a_convergence_figure(make_run):
-    from vaelens.report.html import training_section
-
     section = training_section([make_run("pointwise", 0, 1.0)])
     assert section.tables == [] and "no run has a convergence figure" in section.notes[0]
 
@@ -353,7 +353,7 @@ def test_the_report_follows_the_sweep_index_on_runs_still_improving(tiny_sweep, 
     import shutil
 
     from vaelens.io import atomic_write_json, read_json
-    from vaelens.training.plateau import FILE_NAME
+    from vaelens.training.rundir import PLATEAU_FILE as FILE_NAME
 
     sweep = tmp_path / "sweep"
     shutil.copytree(tiny_sweep, sweep)

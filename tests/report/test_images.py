@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from skimage import data as photos
 
-from vaelens.report.collect import RunRecord
 from vaelens.report.images import encode_panel, reconstruction_panel
 from vaelens.training.images import grid_array, save_png
+from vaelens.training.sweepdir import RunRecord
 
 
 def natural_grid() -> np.ndarray:

@@ -1,6 +1,17 @@
 """Which pointwise run a neural run is compared with: at matched beta, and as curves over the beta grid."""
 
-from vaelens.report.pairing import baseline_convention, curve_runs, paired_differences, paired_runs
+from vaelens.report.pairing import baseline_convention, curve_runs, paired_runs
+
+
+def paired_differences(records, metric: str) -> dict:
+    """(dataset, convention, family, beta) -> {seed: neural - pointwise} of `metric` over the pairs that have it."""
+    differences = {}
+    for group, pairs in paired_runs(records).items():
+        values = {seed: (neural.metric(metric), baseline.metric(metric)) for seed, (neural, baseline) in pairs.items()}
+        values = {seed: n - b for seed, (n, b) in values.items() if n is not None and b is not None}
+        if values:
+            differences[group] = values
+    return differences
 
 
 def test_pairs_match_beta_seed_and_convex_compares_with_additive_pointwise(make_run):
@@ -25,7 +36,7 @@ def test_a_run_with_another_result_setting_is_not_a_baseline(make_run):
     for section, key, value in (("loss", "ssim_weight", 0.5), ("train", "bf16", True),
                                 ("train", "grad_clip", 1.0), ("loss", "metric", "M.npy")):
         other = make_run("pointwise", 0, 1.0, rate=10.0)
-        other.config[section][key] = value
+        setattr(getattr(other.config, section), key, value)
         assert paired_differences([other, neural], "rate") == {}, key
     plain = make_run("pointwise", 0, 1.0, rate=10.0)
     assert paired_differences([plain, neural], "rate") == {("dsprites-64", "additive", "+perceptual", 1.0): {0: -3.0}}
@@ -57,9 +68,9 @@ def test_a_second_setting_of_a_family_is_not_mixed_into_a_curve(make_run):
     runs = [make_run("pointwise", 0, beta) for beta in (1.0, 2.0)]
     runs += [make_run("pointwise", 0, beta) for beta in (1.0, 2.0)]
     for run in runs[2:]:
-        run.config["model"]["latent_dim"] = 8
+        run.config.model.latent_dim = 8
     neural = [make_run("+perceptual", 0, beta) for beta in (1.0, 2.0, 4.0)]
-    neural[2].config["model"]["latent_dim"] = 8  # the latent_dim=8 setting's run at beta 4
+    neural[2].config.model.latent_dim = 8  # the latent_dim=8 setting's run at beta 4
     neural_runs, baseline = curve_runs(runs + neural)[("dsprites-64", "additive", "+perceptual")][0]
     assert [run.beta for run in neural_runs] == [1.0, 2.0]
     assert baseline == runs[:2]
@@ -70,7 +81,7 @@ def test_learned_sigma_runs_pair_with_learned_sigma_pointwise_runs_only(make_run
     for likelihood, rate in (("bernoulli", 10.0), ("gaussian_learned", 20.0)):
         for family, offset in (("pointwise", 0.0), ("+perceptual", -1.0 if likelihood == "bernoulli" else -5.0)):
             run = make_run(family, 0, 1.0, rate=rate + offset)
-            run.config["loss"]["likelihood"] = likelihood
+            run.config.loss.likelihood = likelihood
             runs.append(run)
     learned = ("dsprites-64", "additive+learned-sigma", "+perceptual", 1.0)
     assert paired_differences(runs, "rate") == {("dsprites-64", "additive", "+perceptual", 1.0): {0: -1.0},

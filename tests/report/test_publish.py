@@ -11,8 +11,10 @@ import pytest
 from vaelens.cli import main
 from vaelens.io import read_json
 from vaelens.report import build_report
-from vaelens.report.claims import summary_rows
-from vaelens.report.publish import CLAIMS_COLUMNS, COMPARISON_TITLES, NUMERIC_FIELDS, cell_number, publish
+from vaelens.report.claims import COMPARISON_TITLES
+from vaelens.report.claims_content import CLAIMS_COLUMNS, NUMERIC_FIELDS
+from vaelens.report.publish import publish, read_claims
+from vaelens.report.render_markdown import cell_number
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK_NAMES = ("provenance", "verdicts", "claims", "convergence", "plateau", "probe", "probe-rate", "figures")
@@ -47,37 +49,37 @@ def _tables(text: str) -> dict[str, list[list[str]]]:
 
 def test_every_number_in_the_claims_tables_comes_from_claims_json(published):
     study, document = published
-    payload = read_json(study / "claims.json")
+    payload = read_claims(study)
     tables = _tables(document.read_text())
     checked = 0
     for comparison, title in COMPARISON_TITLES.items():
-        expected = [row for row in summary_rows(payload) if row["comparison"] == comparison]
+        expected = [row for row in payload.pooled_rows() if row.comparison == comparison]
         if not expected:
             assert title not in tables
             continue
         header, *rows = tables[title]
-        assert tuple(header) == CLAIMS_COLUMNS
+        assert header == [column for column in CLAIMS_COLUMNS if column != "comparison"]
         assert len(rows) == len(expected)
         for cells, row in zip(rows, expected):
             cell = dict(zip(header, cells))
             assert (cell["claim"], cell["dataset"], cell["family"], cell["verdict"]) == (
-                row["claim"], row["dataset"], row["neural_family"], row["verdict"])
+                row.claim, row.dataset, row.neural_family, row.verdict)
             for column, fields in NUMERIC_FIELDS.items():
                 if isinstance(fields, tuple):
-                    assert cell[column] == "[" + ", ".join(cell_number(row[f]) for f in fields) + "]"
+                    assert cell[column] == "[" + ", ".join(cell_number(getattr(row, f)) for f in fields) + "]"
                 else:
-                    assert cell[column] == cell_number(row[fields])
+                    assert cell[column] == cell_number(getattr(row, fields))
                 checked += 1
     assert checked >= 5 * 2  # the tiny sweep has pooled rows with numbers
 
 
 def test_verdict_counts_add_up_to_claims_json(published):
     study, document = published
-    payload = read_json(study / "claims.json")
+    payload = read_claims(study)
     counts = {cells[0]: cells for cells in _tables("#### verdicts\n" + document.read_text())["verdicts"][1:]}
     pooled = counts["all pooled rows"]
-    assert sum(int(n) for n in pooled[2:]) == len(summary_rows(payload))
-    assert sum(int(n) for n in counts["every row (per-beta too)"][2:]) == len(payload["results"])
+    assert sum(int(n) for n in pooled[2:]) == len(payload.pooled_rows())
+    assert sum(int(n) for n in counts["every row (per-beta too)"][2:]) == len(payload.results)
 
 
 def test_prose_is_kept_and_figures_are_written_and_linked(published):
@@ -97,8 +99,8 @@ def test_check_finds_an_edited_number_and_the_command_fails(published, capsys):
     study, document = published
     assert publish(study, document, check=True) == []
     assert main(["publish", str(study), "--markdown", str(document), "--check"]) == 0
-    payload = read_json(study / "claims.json")
-    effect = cell_number(next(row["effect"] for row in summary_rows(payload) if row["effect"] is not None))
+    payload = read_claims(study)
+    effect = cell_number(next(row.effect for row in payload.pooled_rows() if row.effect is not None))
     text = document.read_text()
     document.write_text(text.replace(f"| {effect} |", "| 123456 |", 1))
     assert publish(study, document, check=True) == ["claims"]
@@ -124,7 +126,7 @@ def test_previous_block_puts_each_rows_effect_beside_the_earlier_studys(publishe
     study, document = published
     previous = shutil.copytree(study, tmp_path / "previous")
     payload = read_json(previous / "claims.json")
-    row = next(row for row in summary_rows(payload) if row["effect"] is not None)
+    row = next(row for row in payload["results"] if row["beta"] == "all" and row["effect"] is not None)
     row["effect"], row["verdict"] = 98765.0, "supported" if row["verdict"] != "supported" else "contradicted"
     (previous / "claims.json").write_text(json.dumps(payload))
     document.write_text(document.read_text() + "<!-- vaelens:previous -->\n<!-- /vaelens:previous -->\n")
@@ -132,7 +134,7 @@ def test_previous_block_puts_each_rows_effect_beside_the_earlier_studys(publishe
         publish(study, document)
     assert publish(study, document, previous_dir=previous) == []
     text = document.read_text()
-    assert f"{len(summary_rows(payload))} pooled rows in both studies; 1 changed verdict" in text
+    assert f"{len(read_claims(previous).pooled_rows())} pooled rows in both studies; 1 changed verdict" in text
     assert f"| {cell_number(98765.0)} |" in text
     assert publish(study, document, check=True, previous_dir=previous) == []
     assert main(["publish", str(study), "--markdown", str(document), "--previous", str(previous), "--check"]) == 0
@@ -150,8 +152,9 @@ def test_study_md_matches_the_study_directory():
 def test_the_plateau_block_comes_from_each_runs_plateau_json(published):
     import torch
 
+    from vaelens.analysis.plateau import paired_improvement
     from vaelens.io import atomic_write_json
-    from vaelens.training.plateau import FILE_NAME, paired_improvement
+    from vaelens.training.rundir import PLATEAU_FILE as FILE_NAME
 
     study, document = published
     assert "No run has a paired plateau check" in document.read_text()

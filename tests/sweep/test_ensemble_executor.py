@@ -8,8 +8,7 @@ import pytest
 from vaelens.analysis.options import AnalysisOptions
 from vaelens.config import resolve
 from vaelens.sweep import RunTask, load_spec, run_sweep
-from vaelens.sweep.ensemble_executor import EnsembleExecutor
-from vaelens.sweep.executors import EnsembleOptions
+from vaelens.sweep.ensemble_executor import EnsembleExecutor, EnsembleOptions
 
 ANALYSIS = AnalysisOptions(images=16, distortion_images=8, disentanglement=False)
 

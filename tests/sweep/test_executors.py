@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from vaelens.sweep import expand, load_spec, run_sweep, run_task
-from vaelens.sweep.executors import EXECUTORS, LocalExecutor, LocalOptions, build_executor, place_on_devices
+from vaelens.sweep.executors import EXECUTORS, build_executor
+from vaelens.sweep.local_executor import LocalExecutor, LocalOptions, place_on_devices
 from vaelens.training import train
 
 
@@ -57,11 +58,11 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tiny_spec, tmp_path, ca
                          "data.path": [None, str(tmp_path / "nan.npz"), None],
                          "train.lr": [1e-3, 1e-3, 1e20]}]  # fine, NaN data, diverging
     result = run_sweep(tiny_spec, tmp_path / "sweep")
-    assert [run["status"] for run in result.runs] == ["finished", "failed", "failed"]
-    assert "NaN" in result.runs[1]["error"] and result.runs[1]["error"].startswith("ValueError")
-    assert result.runs[2]["error"].startswith("TrainingDiverged")
+    assert [run.status for run in result.runs] == ["finished", "failed", "failed"]
+    assert "NaN" in result.runs[1].error and result.runs[1].error.startswith("ValueError")
+    assert result.runs[2].error.startswith("TrainingDiverged")
     recorded = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
-    assert recorded["runs"] == result.runs and recorded["weighting_convention_key"] == "loss.convention"
+    assert recorded["runs"] == [run.to_json() for run in result.runs]
     assert recorded["runs"][0]["dir"] == f"runs/{recorded['runs'][0]['id']}"
     assert "done 1, failed 2, pending 0" in capsys.readouterr().out
     assert (tmp_path / "sweep" / "spec.yaml").is_file()
@@ -70,21 +71,21 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tiny_spec, tmp_path, ca
 def test_rerunning_a_sweep_skips_finished_runs_and_retries_failed_ones(tiny_spec, tmp_path):
     tiny_spec["grid"] = {"train.lr": [1e-3, 1e20]}
     first = run_sweep(tiny_spec, tmp_path, progress=False)
-    assert [run["status"] for run in first.runs] == ["finished", "failed"]
-    finished = tmp_path / first.runs[0]["dir"] / "summary.json"
+    assert [run.status for run in first.runs] == ["finished", "failed"]
+    finished = tmp_path / first.runs[0].dir / "summary.json"
     written = finished.stat().st_mtime_ns
     second = run_sweep(tiny_spec, tmp_path, progress=False)
-    assert [run["status"] for run in second.runs] == ["finished", "failed"]
+    assert [run.status for run in second.runs] == ["finished", "failed"]
     assert finished.stat().st_mtime_ns == written
-    assert second.runs[0]["seconds"] == first.runs[0]["seconds"]  # kept from the session that ran it
+    assert second.runs[0].seconds == first.runs[0].seconds  # kept from the session that ran it
 
 
 @pytest.mark.slow  # spawns worker processes, each importing torch
 def test_process_pool_runs_every_task(tiny_spec, tmp_path):
     result = run_sweep(tiny_spec, tmp_path, workers=2, progress=False)
-    assert [run["status"] for run in result.runs] == ["finished", "finished"]
+    assert [run.status for run in result.runs] == ["finished", "finished"]
     for run in result.runs:
-        assert json.loads((tmp_path / run["dir"] / "summary.json").read_text())["status"] == "finished"
+        assert json.loads((tmp_path / run.dir / "summary.json").read_text())["status"] == "finished"
 
 
 def test_runs_are_placed_round_robin_over_gpus(tiny_spec, tmp_path):

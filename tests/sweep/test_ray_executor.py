@@ -60,7 +60,7 @@ def test_ray_executor_on_a_local_two_cpu_instance(tiny_spec, tmp_path, monkeypat
         killer.join()
         ray.shutdown()
     assert killed[0] is not None, "no Ray worker was seen training the long run"
-    assert [run["status"] for run in result.runs] == ["finished", "failed"], result.runs
-    assert result.runs[1]["error"].startswith("TrainingDiverged")
+    assert [run.status for run in result.runs] == ["finished", "failed"], result.runs
+    assert result.runs[1].error.startswith("TrainingDiverged")
     summary = json.loads((long_run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps"] == 200 and summary["resumed_from"] >= 20

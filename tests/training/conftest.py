@@ -2,21 +2,7 @@ import copy
 
 import pytest
 
-from vaelens.config import resolve
 from vaelens.training import TrainingHooks
-
-TINY_OVERRIDES = [
-    "data.subset=128", "model.channels=8", "model.hidden_dim=32", "model.latent_dim=4",
-    "train.steps=6", "train.batch_size=16", "train.checkpoint_every=2", "train.log_every=1",
-    "train.eval_images=16", "train.progress=false", "train.device=cpu",
-]
-
-
-@pytest.fixture
-def tiny_config(tmp_path, monkeypatch):
-    """A real dSprites beta-VAE, shrunk: 128 images, a narrow conv64, a handful of steps."""
-    monkeypatch.setenv("VAELENS_CACHE", str(tmp_path / "cache"))
-    return resolve("dsprites-bvae", None, TINY_OVERRIDES)
 
 
 def interrupted_at(done: int):
@@ -50,16 +36,3 @@ def members_of():
         return members
 
     return make
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A finished run of the tiny config, trained once per test module, for tests that only read it (or
-    are refused before writing to it): its RunResult."""
-    from vaelens import train
-
-    root = tmp_path_factory.mktemp("finished")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VAELENS_CACHE", str(root / "cache"))
-        config = resolve("dsprites-bvae", None, TINY_OVERRIDES)
-        yield train(config, root / "run")

@@ -1,9 +1,8 @@
 """Encode an evaluation set once (posterior means and log-variances) and draw the seeded subsets scored on it.
 
-Every subset the analysis scores is `random_subset(size, count, seed)`: the first `count` entries of
-one seeded permutation of range(size), sorted. Draws of different counts from the same size and
-seed are therefore nested (the 16 images of the reconstruction figure lie among the distortion
-images), and a recorded (size, count, seed) reproduces the subset exactly.
+Every subset the analysis scores is `vaelens.sampling.random_subset(size, count, seed)`, so draws of
+different counts from the same size and seed are nested (the 16 images of the reconstruction figure lie
+among the distortion images) and a recorded (size, count, seed) reproduces the subset exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vaelens.models.base import VAE, PosteriorEncoder
+from vaelens.sampling import random_subset
 
 
 @dataclass
@@ -33,14 +33,6 @@ def reconstruction_function(model: VAE | PosteriorEncoder, objective=None):
     if objective is None:
         raise ValueError("a vaelens model needs its objective to turn decoder outputs into images")
     return lambda z: objective.likelihood.mean(model.decode(z))
-
-
-def random_subset(size: int, count: int | None, seed: int) -> torch.Tensor:
-    """Sorted positions of a seeded uniform draw of `count` of range(size) (all of them when count is None
-    or at least size). Sorted so that data sets rendered or read lazily are accessed in storage order."""
-    if count is None or count >= size:
-        return torch.arange(size)
-    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:count].sort().values
 
 
 @torch.no_grad()

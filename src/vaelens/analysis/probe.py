@@ -19,8 +19,8 @@ import math
 import numpy as np
 import torch
 
-from vaelens.analysis.encode import random_subset
 from vaelens.metrics.variance import profile_uniformity
+from vaelens.sampling import random_subset
 from vaelens.theory.probe import ProbeResult, mechanistic_probe
 
 PROBE_MAX_UNITS = 64

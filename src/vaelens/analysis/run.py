@@ -14,7 +14,7 @@ under `channel.` are the per-channel view (positions pooled as samples of a C-un
 | objective.* | the run's objective (likelihood, beta, convention, terms and weights) |
 | model.* | a pretrained model's description (e.g. diffusers AutoencoderKL) |
 | data.* | the evaluation data (name, split, count, image shape, source) |
-| num_images, log_num_images, seed | images encoded (a seeded random draw over the split: `encode.random_subset(data.num_images, num_images, seed)`), log N (ceiling of MI), seed |
+| num_images, log_num_images, seed | images encoded (a seeded random draw over the split: `vaelens.sampling.random_subset(data.num_images, num_images, seed)`), log N (ceiling of MI), seed |
 | sample_size.* | how num_images was chosen: rule ("fixed": the requested count, capped at the split; "auto": log N >= rate + 1 nat, see analysis.sample_size), requested; for auto also pilot_images, pilot_rate (the rate on the pilot draw), target_log_num_images (pilot_rate + 1), reason (a sentence, naming any cap: the split size or 20,000) |
 | latent_shape, latent_view | shape of one latent; "vector" for (d,), "element" for spatial latents |
 | rate, rate_per_unit | closed-form E_x KL(q(z given x), N(0, I)) in total and per unit |
@@ -52,7 +52,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from vaelens.analysis.encode import random_subset, reconstruction_function
+from vaelens.analysis.encode import reconstruction_function
 from vaelens.analysis.latents import latent_statistics
 from vaelens.analysis.plots import (
     plot_covariance_spectrum,
@@ -66,6 +66,7 @@ from vaelens.dotted import flatten_dotted
 from vaelens.io import atomic_write_json
 from vaelens.metrics.distortion import distortion_report
 from vaelens.models.base import VAE, PosteriorEncoder
+from vaelens.sampling import random_subset
 from vaelens.training.images import save_png
 
 LPIPS_NET = "alex"

@@ -4,6 +4,7 @@ from vaelens.config.fields import ROLES
 from vaelens.config.parse import (
     ConfigError,
     check_config,
+    default_config,
     field_docs,
     from_dict,
     load_preset,
@@ -28,6 +29,6 @@ from vaelens.config.roles import (
 from vaelens.config.sections import SECTIONS, DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 
 __all__ = ["ROLES", "SECTIONS", "ConfigError", "DataConfig", "LossConfig", "ModelConfig", "RunConfig", "TrainConfig",
-           "check_config", "config_hash", "differences", "ensemble_key", "field_docs", "field_info", "from_dict",
-           "keys_where", "load_preset", "load_yaml", "pairing_setup", "parse_override", "preset_names", "resolve",
-           "resume_conflicts", "save_yaml", "to_dict", "undeclared_fields", "update"]
+           "check_config", "config_hash", "default_config", "differences", "ensemble_key", "field_docs", "field_info",
+           "from_dict", "keys_where", "load_preset", "load_yaml", "pairing_setup", "parse_override", "preset_names",
+           "resolve", "resume_conflicts", "save_yaml", "to_dict", "undeclared_fields", "update"]

@@ -140,9 +140,15 @@ def update(config: RunConfig, values: dict) -> RunConfig:
     return config
 
 
+def default_config() -> RunConfig:
+    """A RunConfig of every section's defaults, each section built from its SECTIONS class (so a section a
+    plugin or a test extends is the one every config is read into)."""
+    return RunConfig(**{name: section() for name, section in SECTIONS.items()})
+
+
 def from_dict(values: dict) -> RunConfig:
     """Build a RunConfig from defaults plus a nested mapping (as saved in a run's config.yaml)."""
-    return update(RunConfig(), values)
+    return update(default_config(), values)
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -193,7 +199,7 @@ def load_preset(name: str) -> dict:
 def resolve(preset: str | None = None, config_file: str | Path | None = None,
             overrides: typing.Sequence[str] = ()) -> RunConfig:
     """Defaults, then a preset, then a YAML file, then key=value overrides, in that order."""
-    config = RunConfig()
+    config = default_config()
     if preset:
         update(config, load_preset(preset))
     if config_file:

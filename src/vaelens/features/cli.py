@@ -41,13 +41,13 @@ def add_fit_features_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _data_config(pairs: list[str]):
-    from vaelens.config import RunConfig, parse_override, update
+    from vaelens.config import default_config, parse_override, update
 
     values = {}
     for text in pairs:
         key, value = parse_override(text)
         values[f"data.{key.removeprefix('data.')}"] = value
-    return update(RunConfig(), values).data
+    return update(default_config(), values).data
 
 
 def _number(value) -> str:

@@ -23,6 +23,7 @@ from vaelens.devices import resolve_device
 from vaelens.errors import VaelensError
 from vaelens.features.network import DEFAULT_WIDTHS, FeatureNetwork
 from vaelens.features.objectives import ContrastiveObjective, DenoisingObjective, SupervisedObjective
+from vaelens.sampling import random_subset
 
 
 class FeatureFitDiverged(VaelensError, RuntimeError):
@@ -77,8 +78,7 @@ def _epoch_batches(count: int, batch_size: int, steps: int, generator: torch.Gen
 
 def _held_out_set(test_data, max_images: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
     # A seeded random sample: the test split is stored in index order (for dSprites, sorted by factor).
-    order = torch.randperm(test_data.num_images, generator=torch.Generator().manual_seed(seed))
-    indices = order[:max_images].sort().values
+    indices = random_subset(test_data.num_images, max_images, seed)
     return test_data.images(indices).to(device), _labels(test_data, indices, device)
 
 

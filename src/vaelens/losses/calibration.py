@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from vaelens.distances.curvature import hutchinson_trace
+from vaelens.sampling import random_subset
 
 CALIBRATION_IMAGES = 32
 """Training images the curvatures are averaged over."""
@@ -62,9 +63,7 @@ class Calibration:
 
 def calibration_images(data, seed: int = CALIBRATION_SEED, count: int = CALIBRATION_IMAGES) -> torch.Tensor:
     """A seeded random draw of `count` training images (all of them when there are fewer)."""
-    generator = torch.Generator().manual_seed(seed)
-    indices = torch.randperm(data.num_images, generator=generator)[:count].sort().values
-    return data.images(indices)
+    return data.images(random_subset(data.num_images, count, seed))
 
 
 def calibrate_weight(pixel_term, neural_term, images: torch.Tensor, pixel_point: torch.Tensor, pixel_where: str,

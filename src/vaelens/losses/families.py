@@ -1,42 +1,41 @@
-"""Which loss family a configuration belongs to: the one function the objective, the ensemble and the
-report all use to name it."""
+"""Which loss family a configuration belongs to, derived from the terms it switches on (losses/terms.py): the
+one rule the objective, the ensemble and the report all use to name it, so a new term cannot be forgotten."""
 
 from __future__ import annotations
 
-FAMILIES = ("pointwise", "+perceptual", "+adversarial", "+both", "+structural")
-"""Display order. +both is perceptual and adversarial together; a structural (SSIM) term alone is
-+structural, beside another neural term it is appended (e.g. +perceptual+structural)."""
+from vaelens.losses.terms import TERMS, active_terms
 
-NEURAL_FAMILIES = tuple(family for family in FAMILIES if family != "pointwise")
+POINTWISE = "pointwise"
+"""The family of a run with no term beside its pixel likelihood: every claim's baseline."""
+BOTH = ("perceptual", "adversarial")
+"""The terms of the paper's combined neural loss, whose family is named +both."""
 
 
-def _loss_values(config) -> dict:
-    """The loss settings of a RunConfig, a LossConfig or a nested config dict (as in config.yaml)."""
-    if isinstance(config, dict):
-        loss = config.get("loss", config)
-        return loss if isinstance(loss, dict) else {}
-    loss = getattr(config, "loss", config)
-    return {key: getattr(loss, key, None) for key in ("perceptual", "disc_weight", "ssim_weight")}
+def family_name(terms) -> str:
+    """The family of a run with these terms on: pointwise; +<term> for one; +both for perceptual with
+    adversarial; other terms appended in TERMS order (e.g. +perceptual+structural, +both+structural)."""
+    terms = [name for name in TERMS if name in set(terms)]
+    if not terms:
+        return POINTWISE
+    if all(name in terms for name in BOTH):
+        terms = ["both", *(name for name in terms if name not in BOTH)]
+    return "".join(f"+{name}" for name in terms)
+
+
+def _families() -> tuple[str, ...]:
+    singles = [family_name([name]) for name in TERMS]
+    after = max(singles.index(family_name([name])) for name in BOTH) + 1
+    return (POINTWISE, *singles[:after], family_name(BOTH), *singles[after:])
+
+
+FAMILIES = _families()
+"""Display order: pointwise, each single term's family in TERMS order, +both right after its two members.
+Combinations (e.g. +perceptual+structural) sort after these."""
 
 
 def loss_family(config) -> str:
-    """pointwise, +perceptual, +adversarial, +both, +structural (or a combination such as
-    +perceptual+structural) from the reconstruction terms a config switches on."""
-    loss = _loss_values(config)
-    perceptual = bool(loss.get("perceptual"))
-    adversarial = float(loss.get("disc_weight") or 0.0) > 0
-    structural = float(loss.get("ssim_weight") or 0.0) > 0
-    if perceptual and adversarial:
-        family = "+both"
-    elif perceptual:
-        family = "+perceptual"
-    elif adversarial:
-        family = "+adversarial"
-    else:
-        family = ""
-    if structural:
-        family += "+structural"
-    return family or "pointwise"
+    """The family of a RunConfig, a LossConfig or a nested config dict (as in config.yaml)."""
+    return family_name(active_terms(config))
 
 
 def family_order(family: str) -> int:
@@ -46,8 +45,9 @@ def family_order(family: str) -> int:
 
 LEARNED_SIGMA_SUFFIX = "+learned-sigma"
 """Appended to the convention's name for a learned-sigma Gaussian pixel term: its learned sigma rescales the
-pixel term against the rate and every other term during training (the normalisation PAPER.md section 1
-names), so such runs are a weighting setting of their own and are compared only with each other."""
+pixel term against the rate and every other term during training (the normalisation that lets a neural term
+lower the rate; docs/science.md), so such runs are a weighting setting of their own and are compared only with
+each other."""
 
 
 def convention_label(convention: str, likelihood: str | None) -> str:

@@ -28,10 +28,12 @@ from torch import nn
 
 from vaelens.config.sections import Convention
 from vaelens.losses import conventions
+from vaelens.losses.adversarial import build_adversarial
 from vaelens.losses.calibration import RULE, calibrate_weight
-from vaelens.losses.families import loss_family
+from vaelens.losses.families import family_name
 from vaelens.losses.pointwise import PointwiseLikelihood, build_likelihood
-from vaelens.losses.terms import WeightedTerm, build_terms, perceptual_term, structural_term
+from vaelens.losses.terms import WeightedTerm, active_terms, build_terms
+from vaelens.posterior import DiagonalGaussian
 
 REDUCTION = "per-image terms summed over pixels, mean over batch; KL summed over latent units, times beta"
 CONVENTIONS = typing.get_args(Convention)
@@ -61,21 +63,18 @@ class ObjectiveTerms:
 
 def kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, 1)) per image and latent unit, flattened to (B, d), in nats."""
-    mu, logvar = mu.flatten(1).float(), logvar.flatten(1).float()
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+    return DiagonalGaussian(mu.flatten(1).float(), logvar.flatten(1).float()).kl_to_standard_normal()
 
 
 class VAEObjective(nn.Module):
     def __init__(self, likelihood: PointwiseLikelihood, beta: float, convention: str = "additive",
-                 perceptual=None, perceptual_weight: float | str = 1.0, neural_fraction: float = 0.5,
-                 ssim_weight: float = 0.0, ssim_kind: str = "ssim", adversarial: nn.Module | None = None,
-                 last_layer: nn.Module | None = None, logvar_init: float = 0.0, logvar_learned: bool = True,
-                 terms: list[WeightedTerm] | None = None):
-        """`terms` replaces the perceptual/structural arguments (TERM_BUILDERS builds them from a config)."""
+                 terms: list[WeightedTerm] | None = None, neural_fraction: float = 0.5,
+                 adversarial: nn.Module | None = None, last_layer: nn.Module | None = None, logvar_init: float = 0.0,
+                 logvar_learned: bool = True):
+        """`terms`: the weighted reconstruction terms beside the pixel likelihood (losses/terms.py builds them from
+        a config); `adversarial`: the discriminator term, whose adaptive weight needs the decoder's `last_layer`."""
         super().__init__()
-        if terms is None:
-            terms = ([perceptual_term(perceptual, perceptual_weight)] if perceptual is not None else []) + (
-                [structural_term(ssim_kind, ssim_weight)] if ssim_weight > 0 else [])
+        terms = list(terms or [])
         _check_objective(likelihood, beta, convention, neural_fraction, terms, adversarial, last_layer)
         self.likelihood = likelihood
         self.beta = float(beta)
@@ -174,9 +173,7 @@ class VAEObjective(nn.Module):
     @property
     def family(self) -> str:
         """pointwise, +perceptual, +adversarial, +both, +structural (vaelens.losses.families)."""
-        names = {term.name for term in self.terms}
-        return loss_family({"perceptual": "perceptual" in names, "ssim_weight": float("structural" in names),
-                            "disc_weight": 1.0 if self.adversarial is not None else 0.0})
+        return family_name([term.family for term in self.terms] + (["adversarial"] if self.adversarial else []))
 
     def forward(self, x, output, mu, logvar, step: int | None = None,
                 beta: torch.Tensor | float | None = None) -> ObjectiveTerms:
@@ -220,11 +217,6 @@ class VAEObjective(nn.Module):
             description["adversarial"] = self.adversarial.describe()
         return description
 
-    @property
-    def is_pointwise(self) -> bool:
-        return not self.terms and self.adversarial is None
-
-
 def objective_constant(config, image_shape) -> float | None:
     """The training objective's parameter-free constant per image, in nats, for a LossConfig on images of
     `image_shape`: the likelihood's normalising constant as the convention weights it (additive: 1, convex:
@@ -258,16 +250,12 @@ def frozen_scale_constant(objective: VAEObjective, image_shape) -> float | None:
 
 def build_objective(config, image_shape, model: nn.Module | None = None, device="cpu") -> VAEObjective:
     """The objective a LossConfig describes, for images of shape (C, H, W) and the given model."""
-    adversarial = None
-    if config.disc_weight > 0:
-        from vaelens.losses.adversarial import build_adversarial
-
-        adversarial = build_adversarial(config, image_shape)
+    adversarial = build_adversarial(config, image_shape) if "adversarial" in active_terms(config) else None
     last_layer = model.decoder_last_layer if model is not None else None
     return VAEObjective(build_likelihood(config, image_shape), config.beta, config.convention,
-                        neural_fraction=config.neural_fraction, adversarial=adversarial, last_layer=last_layer,
-                        logvar_init=config.logvar_init, logvar_learned=config.logvar_learned,
-                        terms=build_terms(config, image_shape, device)).to(device)
+                        terms=build_terms(config, image_shape, device), neural_fraction=config.neural_fraction,
+                        adversarial=adversarial, last_layer=last_layer, logvar_init=config.logvar_init,
+                        logvar_learned=config.logvar_learned).to(device)
 
 
 def _check_objective(likelihood, beta, convention, neural_fraction, terms, adversarial, last_layer) -> None:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-LOG_2PI = math.log(2.0 * math.pi)
+from vaelens.posterior import LOG_2PI, DiagonalGaussian
+
 WORKING_SET_BYTES = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 """Target size of the per-chunk buffers when `chunk_size` is not given, by device type: small
 enough that a chunk's buffers stay near the CPU caches (why 64 MiB: BENCHMARKS.md), large on GPUs to
@@ -82,8 +83,9 @@ def per_sample_log_densities(mu: torch.Tensor, logvar: torch.Tensor, noise: torc
     """
     num_draws, num_points, num_units = noise.shape
     log_num_points = math.log(num_points)
-    samples = (mu + (0.5 * logvar).exp() * noise).reshape(-1, num_units)
-    own_per_unit = (-0.5 * (noise.square() + logvar + LOG_2PI)).reshape(-1, num_units)
+    posterior = DiagonalGaussian(mu, logvar)
+    samples = posterior.sample(noise).reshape(-1, num_units)
+    own_per_unit = posterior.log_density_of_sample(noise).reshape(-1, num_units)
     conditional = own_per_unit.sum(dim=1)
     prior = -0.5 * (samples.square() + LOG_2PI).sum(dim=1)
     owners = torch.arange(num_points, device=mu.device).repeat(num_draws)

@@ -26,6 +26,7 @@ import torch
 
 from vaelens.checks import as_float_tensor, check_finite, check_matrix, check_posterior
 from vaelens.metrics._aggregate import per_sample_log_densities, standard_normal_noise
+from vaelens.posterior import DiagonalGaussian
 
 __all__ = [
     "AggregatePosteriorDecomposition",
@@ -47,7 +48,7 @@ def rate(mu, logvar) -> tuple[float, list[float]]:
     Per unit KL_j = 0.5 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2), averaged over the N rows.
     """
     mu, logvar = check_posterior(mu, logvar)
-    per_unit = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean(dim=0)
+    per_unit = DiagonalGaussian(mu, logvar).kl_to_standard_normal().mean(dim=0)
     return float(per_unit.sum()), per_unit.cpu().tolist()
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from vaelens.sampling import random_subset
+
 __all__ = ["flatten_spatial", "flatten_spatial_posterior", "subsample_rows"]
 
 MODES = ("element", "channel")
@@ -64,6 +66,5 @@ def subsample_rows(*tensors: torch.Tensor, max_rows: int, seed: int = 0) -> tupl
         raise ValueError(f"all tensors must have the same number of rows, got {[t.shape[0] for t in tensors]}")
     if num_rows <= max_rows:
         return tensors
-    generator = torch.Generator().manual_seed(seed)
-    chosen = torch.randperm(num_rows, generator=generator)[:max_rows].sort().values
+    chosen = random_subset(num_rows, max_rows, seed)
     return tuple(tensor[chosen.to(tensor.device)] for tensor in tensors)

@@ -8,6 +8,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from vaelens.posterior import DiagonalGaussian
+
 
 class VAE(nn.Module):
     """Encoder q(z|x) = N(mu(x), diag exp(logvar(x))) and decoder g(z).
@@ -47,7 +49,7 @@ class VAE(nn.Module):
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None):
         """Encode, reparameterise (z = mu + sigma * noise; noise=None means z = mu), decode."""
         mu, logvar = self.encode(x)
-        z = mu if noise is None else mu + torch.exp(0.5 * logvar) * noise
+        z = mu if noise is None else DiagonalGaussian(mu, logvar).sample(noise)
         return self.decode(z), mu, logvar
 
 

@@ -1,9 +1,11 @@
-"""Reports of a sweep: results.csv, claims.json (C1-C4, Holm-adjusted verdicts) and a self-contained report.html."""
+"""Reports of a sweep: results.csv, claims.json (C1-C4, Holm-adjusted verdicts), a self-contained report.html and the
+generated blocks of a study document, all rendered from one content model (vaelens.report.content)."""
 
-from vaelens.report.claims import evaluate_claims, format_claims_table, write_claims
-from vaelens.report.collect import RunRecord, load_sweep, loss_family, write_results_csv
-from vaelens.report.html import build_report
+from vaelens.report.build import BuiltReport, build_report, claims_text
+from vaelens.report.claim_rows import ClaimRow, ClaimsReport
+from vaelens.report.claims import evaluate_claims, write_claims
+from vaelens.report.collect import write_results_csv
 from vaelens.report.statistics import holm_adjust, t_interval, t_test, verdict
 
-__all__ = ["RunRecord", "build_report", "evaluate_claims", "format_claims_table", "holm_adjust", "load_sweep",
-           "loss_family", "t_interval", "t_test", "verdict", "write_claims", "write_results_csv"]
+__all__ = ["BuiltReport", "ClaimRow", "ClaimsReport", "build_report", "claims_text", "evaluate_claims",
+           "holm_adjust", "t_interval", "t_test", "verdict", "write_claims", "write_results_csv"]

@@ -4,45 +4,44 @@
 Each run's figure is recomputed from its metrics.jsonl where the log is there, so runs trained before the
 figure gained its standard error (or its interval means) are judged by the same code as new ones; a run
 without its log falls back to the figure in its summary.json. Beside it, the paired plateau check
-(vaelens.training.plateau) where the runs have its plateau.json: the objective at two checkpoints on the
+(vaelens.analysis.plateau) where the runs have its plateau.json: the objective at two checkpoints on the
 same images and noise, free of the logged figure's batch scatter."""
 
 from __future__ import annotations
 
 import statistics
 
-from vaelens import config as config_module
+from vaelens.analysis.plateau import RULE as PLATEAU_RULE
 from vaelens.losses.families import family_order
 from vaelens.losses.objective import objective_constant
-from vaelens.report.collect import RunRecord
+from vaelens.report.model import Paragraph, Table
 from vaelens.training.convergence import NO_ORIGIN, RULE, convergence
-from vaelens.training.plateau import RULE as PLATEAU_RULE
-from vaelens.training.plateau import read_check
+from vaelens.training.sweepdir import RunRecord
 
 COLUMNS = ("dataset", "family", "convention", "runs", "converged", "median improvement", "median standard error",
            "largest improvement", "median improvement (nats/image)")
 
 
-def run_convergence(record: RunRecord, log: list[dict] | None) -> dict:
-    """The convergence figure of one run: from its log (metrics.jsonl records) when given, measured from the
-    objective's origin (its parameter-free constant, from the run's config and image shape); else
+def run_convergence(record: RunRecord) -> dict:
+    """The convergence figure of one run: from its log (metrics.jsonl records) where it has one, measured from
+    the objective's origin (its parameter-free constant, from the run's config and image shape); else
     summary.json's."""
     steps = record.setting("train.steps")
     shape = (record.summary.get("data") or {}).get("image_shape")
-    if log and steps and shape and record.config:
-        origin = objective_constant(config_module.from_dict(record.config).loss, tuple(shape))
-        return convergence(log, int(steps), origin=origin)
+    if steps and shape and record.config is not None and record.log:
+        origin = objective_constant(record.config.loss, tuple(shape))
+        return convergence(record.log, int(steps), origin=origin)
     return record.summary.get("convergence") or {}
 
 
-def convergence_rows(records: list[RunRecord], logs: dict[str, list[dict]]) -> list[list]:
+def convergence_rows(records: list[RunRecord]) -> list[list]:
     """One row per data set, loss family and convention (COLUMNS) over the usable runs with a verdict:
     runs, converged runs, the median improvement over the last 20% of steps and its median standard
-    error, the largest improvement. `logs`: run id -> metrics.jsonl records."""
+    error, the largest improvement."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
         if record.usable:
-            figure = run_convergence(record, logs.get(record.run_id))
+            figure = run_convergence(record)
             if figure.get("converged") is not None:
                 groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(figure)
     rows = []
@@ -67,23 +66,16 @@ def convergence_text(rows: list[list]) -> str:
             f"Rows marked (no origin): {NO_ORIGIN}")
 
 
-def run_logs(records: list[RunRecord]) -> dict[str, list[dict]]:
-    """Run id -> metrics.jsonl records of every usable run."""
-    from vaelens.training.rundir import RunDirectory
-
-    return {record.run_id: RunDirectory(record.run_dir).read_metrics() for record in records if record.usable}
-
-
 PLATEAU_COLUMNS = ("dataset", "family", "convention", "runs checked", "on the plateau", "median improvement",
                    "median standard error", "largest improvement", "stretch judged")
 
 
 def plateau_rows(records: list[RunRecord]) -> list[list]:
-    """The paired plateau check (vaelens.training.plateau, each run's plateau.json) per data set, loss family
+    """The paired plateau check (vaelens.analysis.plateau, each run's plateau.json) per data set, loss family
     and convention (PLATEAU_COLUMNS); runs without the record are left out."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        check = read_check(record.run_dir) if record.usable else None
+        check = record.plateau if record.usable else None
         if check and check.get("converged") is not None:
             groups.setdefault((record.dataset, record.loss_family, record.convention), []).append(check)
     rows = []
@@ -105,3 +97,21 @@ def plateau_text(rows: list[list]) -> str:
             "runs are on the plateau; each standard error is over the images, the posterior noise being shared "
             "between the two checkpoints. A stretch above 20% judges more steps than the rule's last 20%: "
             "a stricter test. The adversarial term is left out (its discriminator moves between the checkpoints)")
+
+
+NO_CONVERGENCE = "no run has a convergence figure (a log with records near 80% and 100% of its steps)"
+NO_PLATEAU_CHECK = "No run has a paired plateau check: run `vaelens plateau STUDY_DIR`."
+
+
+def convergence_table(records: list[RunRecord]) -> Table | Paragraph:
+    """Per loss setting, the runs that meet the logged convergence rule; a note when no run has a figure."""
+    rows = convergence_rows(records)
+    if not rows:
+        return Paragraph(NO_CONVERGENCE, role="note")
+    return Table(list(COLUMNS), rows, intro=f"{convergence_text(rows)}.")
+
+
+def plateau_table(records: list[RunRecord]) -> Table | None:
+    """Per loss setting, the paired plateau check of the runs that have one; None when no run was checked."""
+    rows = plateau_rows(records)
+    return Table(list(PLATEAU_COLUMNS), rows, intro=f"{plateau_text(rows)}.") if rows else None

@@ -16,8 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vaelens.report.collect import RunRecord
+from vaelens.analysis.encode import reconstruction_function
+from vaelens.data import load_dataset
+from vaelens.runs import load_run
 from vaelens.training.images import grid_array
+from vaelens.training.sweepdir import RunRecord
 
 TRAVERSAL_RANGE = 2.5
 """Traversals move mu_j by t in [-2.5, 2.5]: the prior's +-2.5 standard deviations."""
@@ -76,10 +79,6 @@ def traversal_panel(record: RunRecord, units: int = 4, steps: int = 7, image_ind
 
     x is image `image_index` of the run's test split; vector latents only (spatial latents have no
     single unit to move)."""
-    from vaelens.analysis.encode import reconstruction_function
-    from vaelens.data import load_dataset
-    from vaelens.runs import load_run
-
     loaded = load_run(record.run_dir, "cpu")
     data = load_dataset(loaded.config.data, split="test")
     image = data.images(torch.tensor([image_index]))

@@ -1,4 +1,4 @@
-"""Which pointwise run each neural-loss run is compared with (PAPER.md section 7, Pairing).
+"""Which pointwise run each neural-loss run is compared with (docs/science.md, "How a claim is tested").
 
 A neural run and its baseline share the data set, the seed and every result setting of the config
 except the compared terms' own fields (vaelens.config.pairing_setup); the convex convention, which
@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from vaelens.config import pairing_setup
-from vaelens.report.collect import RunRecord
+from vaelens.config import pairing_setup, to_dict
+from vaelens.losses.terms import compared_fields
+from vaelens.training.sweepdir import RunRecord
 
-COMPARED_TERMS = ("perceptual", "adversarial", "structural", "neural")
-"""Config fields of these terms (vaelens.config.fields) are what a neural run and its baseline differ in."""
+COMPARED_TERMS = compared_fields()
+"""Config fields declared with these terms (every registered term, and the convex share) are what a neural run
+and its baseline differ in (vaelens.losses.terms)."""
 
 Pair = tuple[RunRecord, RunRecord]
 """(neural run, its pointwise baseline)."""
@@ -34,7 +36,8 @@ def _setup_key(record: RunRecord, convention: str, per_beta: bool) -> str:
     fields' roles): all but the compared terms' fields, the seed (paired on), the convention (given) and,
     for curves over the beta grid, beta."""
     exclude = ("train.seed", "loss.convention") + (() if per_beta else ("loss.beta",))
-    setup = pairing_setup(record.config, COMPARED_TERMS, exclude=exclude)
+    setup = pairing_setup(to_dict(record.config) if record.config is not None else {}, COMPARED_TERMS,
+                          exclude=exclude)
     return json.dumps({**setup, "convention": convention}, sort_keys=True, default=str)
 
 
@@ -57,17 +60,6 @@ def paired_runs(records: list[RunRecord]) -> dict[tuple, dict[int, Pair]]:
             group = (record.dataset, record.convention, record.loss_family, record.beta)
             pairs[group].setdefault(record.seed, (record, baseline))
     return dict(pairs)
-
-
-def paired_differences(records: list[RunRecord], metric: str) -> dict[tuple, dict[int, float]]:
-    """(dataset, convention, family, beta) -> {seed: neural - pointwise} of `metric` at matched beta."""
-    differences: dict[tuple, dict[int, float]] = {}
-    for group, pairs in paired_runs(records).items():
-        values = {seed: (neural.metric(metric), baseline.metric(metric)) for seed, (neural, baseline) in pairs.items()}
-        values = {seed: n - b for seed, (n, b) in values.items() if n is not None and b is not None}
-        if values:
-            differences[group] = values
-    return differences
 
 
 def _by_beta(runs: list[RunRecord]) -> list[RunRecord]:

@@ -1,7 +1,8 @@
 """Figures of a sweep, as PNG bytes: rate-distortion, information and isotropy vs beta, variance
 profiles and covariance spectra, curves at matched rate, and the mechanistic probe's profiles.
 Colour = loss family, line style = weighting convention; points are means over seeds and bars span
-+-1 standard deviation over seeds, except in the matched-rate figures, which draw every seed."""
++-1 sample standard deviation over seeds (ddof = 1, as in every table), except in the matched-rate figures,
+which draw every seed. Axis labels come from the quantity registry (vaelens.quantities)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,16 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vaelens.losses.families import family_order  # noqa: E402
-from vaelens.report.collect import LOSS_FAMILIES, RunRecord, distortion_label  # noqa: E402
+from vaelens.losses.families import FAMILIES, family_order  # noqa: E402
+from vaelens.quantities import quantity_of  # noqa: E402
+from vaelens.report.claim_rows import Overlap  # noqa: E402
+from vaelens.report.mechanism import probe_runs  # noqa: E402
+from vaelens.report.statistics import mean_and_sd  # noqa: E402
 from vaelens.training.convergence import INTERVAL_KEY  # noqa: E402
+from vaelens.training.sweepdir import RunRecord  # noqa: E402
 
-FAMILY_COLORS = dict(zip(LOSS_FAMILIES, ("tab:gray", "tab:blue", "tab:red", "tab:purple", "tab:green")))
+FAMILY_COLORS = dict(zip(FAMILIES, ("tab:gray", "tab:blue", "tab:red", "tab:purple", "tab:green")))
 CONVENTION_STYLES = {"additive": "-", "convex": "--", "ldm": ":", "additive+learned-sigma": "-."}
-METRIC_LABELS = {
-    "rate": "rate R (nats)", "mutual_information": "I(x; z) (nats)",
-    "isoscore_active": "IsoScore of mu (active units)",
-    "participation_ratio_active": "participation ratio (active units)",
-    "variance_entropy": "normalised entropy of E sigma^2",
-    "distortion.mse": "MSE per pixel",
-}
 
 
 def figure_png(figure) -> bytes:
@@ -69,7 +67,8 @@ def _mean_std(runs: list[RunRecord], metric: str) -> tuple[float, float] | None:
     values = [value for value in (run.metric(metric) for run in runs) if value is not None]
     if not values:
         return None
-    return float(np.mean(values)), float(np.std(values))
+    mean, sd = mean_and_sd(values)
+    return mean, sd or 0.0
 
 
 def _legend(axis) -> None:
@@ -86,7 +85,7 @@ def rate_distortion_figure(records: list[RunRecord], dataset: str, distortion_ke
     distortion_keys = present or distortion_keys
     figure, axes = plt.subplots(1, len(distortion_keys), figsize=(4.2 * len(distortion_keys), 3.4), squeeze=False)
     for axis, key in zip(axes[0], distortion_keys):
-        label, better = distortion_label(key)
+        label, better = quantity_of(key).label, quantity_of(key).better
         for (family, convention), by_beta in curves.items():
             points = [(_mean_std(runs, key), _mean_std(runs, "rate")) for _, runs in sorted(by_beta.items())]
             points = [(d, r) for d, r in points if d is not None and r is not None]
@@ -117,7 +116,7 @@ def metrics_vs_beta_figure(records: list[RunRecord], dataset: str, metrics: list
         if any(beta > 0 for by_beta in curves.values() for beta in by_beta):
             axis.set_xscale("log")
         axis.set_xlabel("beta")
-        axis.set_ylabel(METRIC_LABELS.get(metric, metric))
+        axis.set_ylabel(quantity_of(metric).label)
         axis.set_title(f"{dataset}: {title}")
         _legend(axis)
     return figure_png(figure)
@@ -157,7 +156,8 @@ def profiles_figure(records: list[RunRecord], dataset: str, key: str, ylabel: st
     return figure_png(figure)
 
 
-def matched_curves_figure(title: str, family: str, by_seed: dict, panels: list[tuple[str, str, dict | None]]) -> bytes:
+def matched_curves_figure(title: str, family: str, by_seed: dict,
+                          panels: list[tuple[str, str, Overlap | None]]) -> bytes:
     """One panel per (x metric, y metric, overlap): each seed's curve over the beta grid, pointwise (grey) and
     the neural `family`, x on a log axis (the curves are interpolated in log x); the range both families
     cover in every seed, over which the matched effect is averaged, is shaded."""
@@ -171,16 +171,16 @@ def matched_curves_figure(title: str, family: str, by_seed: dict, panels: list[t
                 if points:
                     axis.plot(*zip(*points), marker="o", markersize=3, linewidth=1, alpha=0.8,
                               color=FAMILY_COLORS.get(name, "black"), label=name if seed == min(by_seed) else None)
-        if overlap and overlap.get("low") is not None:
-            axis.axvspan(overlap["low"], overlap["high"], color="gold", alpha=0.25, label="both cover")
+        if overlap is not None and overlap.low is not None:
+            axis.axvspan(overlap.low, overlap.high, color="gold", alpha=0.25, label="both cover")
         axis.set_xscale("log")
         # plain numbers at 1, 2, 5 x 10^k: a rate grid spans less than a decade, where the default
         # minor labels (2x10^1, 3x10^1, ...) run into each other
         axis.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         axis.xaxis.set_minor_formatter(ticker.NullFormatter())
-        axis.set_xlabel(METRIC_LABELS.get(x_metric, x_metric))
-        axis.set_ylabel(METRIC_LABELS.get(y_metric, y_metric))
+        axis.set_xlabel(quantity_of(x_metric).label)
+        axis.set_ylabel(quantity_of(y_metric).label)
         axis.set_title("C1 at matched distortion" if x_metric == "distortion.mse" else "C4 at matched rate",
                        fontsize=9)
         _legend(axis)
@@ -195,12 +195,6 @@ def _mean_probe_profiles(runs: list[RunRecord]) -> dict[str, np.ndarray] | None:
     if not profiles or len({len(vector) for run in profiles for vector in run}) != 1:
         return None
     return {key: np.mean([run[index] for run in profiles], axis=0) for index, key in enumerate(keys)}
-
-
-def probe_runs(records: list[RunRecord]) -> list[RunRecord]:
-    """Usable runs whose analysis holds the mechanistic probe's profiles."""
-    return [record for record in records if record.usable and isinstance(record.analysis.get("probe.actual_profile"),
-                                                                         list)]
 
 
 def mechanism_figure(records: list[RunRecord], dataset: str) -> bytes | None:
@@ -235,13 +229,13 @@ def mechanism_figure(records: list[RunRecord], dataset: str) -> bytes | None:
     return figure_png(figure)
 
 
-def loss_curves_figure(records: list[RunRecord], dataset: str, metrics: dict) -> bytes | None:
+def loss_curves_figure(records: list[RunRecord], dataset: str) -> bytes | None:
     """The logged training objective against the step, one panel per loss family and convention, a line per
-    beta of its lowest seed (`metrics`: run id -> metrics.jsonl records). The last 20% of the steps, which
-    the convergence figure judges, are shaded."""
+    beta of its lowest seed (each run's metrics.jsonl). The last 20% of the steps, which the convergence figure
+    judges, are shaded."""
     curves = _curves(records, dataset)
     panels = [(key, by_beta) for key, by_beta in curves.items()
-              if any(metrics.get(run.run_id) for runs in by_beta.values() for run in runs)]
+              if any(run.log for runs in by_beta.values() for run in runs)]
     if not panels:
         return None
     columns = min(4, len(panels))
@@ -252,7 +246,7 @@ def loss_curves_figure(records: list[RunRecord], dataset: str, metrics: dict) ->
         betas = sorted(by_beta)
         for index, beta in enumerate(betas):
             run = min(by_beta[beta], key=lambda record: record.seed if record.seed is not None else 0)
-            logged = metrics.get(run.run_id, [])
+            logged = run.log
             key = INTERVAL_KEY if any(INTERVAL_KEY in record for record in logged) else "loss"
             log = [record for record in logged if key in record]
             if log:

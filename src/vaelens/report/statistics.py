@@ -10,6 +10,7 @@ pair of one-sided tests at alpha / 2 each, so one test decides both sides, and b
 from __future__ import annotations
 
 import math
+import statistics
 
 from scipy import stats
 
@@ -92,3 +93,12 @@ def verdict(p_adjusted: float | None, effect: float | None, direction: int, alph
     if direction == 0 or (effect > 0) == (direction > 0):
         return "supported"
     return "contradicted"
+
+
+def mean_and_sd(values) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (ddof = 1, the spread a t interval uses) of `values`; the deviation is
+    None for a single value. Every table and figure of the report that shows a spread over runs uses this."""
+    values = [float(value) for value in values]
+    if not values:
+        raise ValueError("mean_and_sd needs at least one value")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)

@@ -1,9 +1,20 @@
-"""Sweeps: a grid of runs from one spec, run by a local, Ray or vectorised executor, skipping what is done."""
+"""Sweeps: a grid of runs from one spec, run by a local, Ray or vectorised executor, skipping what is done.
 
-from vaelens.sweep.executors import EXECUTORS, build_executor, executor_options
-from vaelens.sweep.runner import SweepResult, run_sweep, summary_table
-from vaelens.sweep.spec import SweepSpec, expand, load_spec
-from vaelens.sweep.tasks import Executor, RunOutcome, RunTask, is_complete, run_task
+Names are imported lazily from their modules, so the command line can read the executor registry
+(vaelens.sweep.executors) without importing torch.
+"""
 
-__all__ = ["EXECUTORS", "Executor", "RunOutcome", "RunTask", "SweepResult", "SweepSpec", "build_executor",
-           "executor_options", "expand", "is_complete", "load_spec", "run_sweep", "run_task", "summary_table"]
+from __future__ import annotations
+
+from vaelens.lazy import exported_names, lazy_getattr
+
+_MODULES = {
+    "vaelens.sweep.executors": ("EXECUTORS", "build_executor", "executor_options"),
+    "vaelens.sweep.runner": ("SweepResult", "run_sweep", "summary_table"),
+    "vaelens.sweep.spec": ("SweepSpec", "expand", "load_spec"),
+    "vaelens.sweep.tasks": ("Executor", "RunOutcome", "RunTask", "is_complete", "run_task"),
+}
+__all__ = exported_names(_MODULES)
+
+
+__getattr__ = lazy_getattr(__name__, _MODULES)

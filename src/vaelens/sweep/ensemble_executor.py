@@ -11,12 +11,22 @@ runs they concern; execute never raises.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from vaelens.config import ensemble_key
-from vaelens.sweep.executors import EnsembleOptions
 from vaelens.sweep.tasks import OnOutcome, RunOutcome, RunTask, analyse_finished, error_text, report_outcome, run_task
 from vaelens.training.ensemble import train_ensemble, unsupported_reason
 from vaelens.training.rundir import RunDirectory
+
+
+@dataclass
+class EnsembleOptions:
+    max_models: int = 64
+    """Most members trained together in one ensemble (larger groups are split into chunks)."""
+
+    def check(self) -> None:
+        if self.max_models < 1:
+            raise ValueError(f"max_models must be at least 1, got {self.max_models}")
 
 
 class EnsembleExecutor:
@@ -81,3 +91,7 @@ class EnsembleExecutor:
             return RunOutcome(task.run_id, "failed", f"analysis failed: {error_text(error)}",
                               seconds + time.perf_counter() - started)
         return RunOutcome(task.run_id, "finished", None, seconds + time.perf_counter() - started)
+
+
+OPTIONS = EnsembleOptions
+EXECUTOR = EnsembleExecutor

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 from vaelens.errors import MissingDependency, VaelensError
-from vaelens.sweep.executors import RayOptions
 from vaelens.sweep.tasks import OnOutcome, RunOutcome, RunTask, report_outcome, run_task
+
+
+@dataclass
+class RayOptions:
+    address: str | None = None
+    """Ray cluster address ('auto' on a cluster node); None starts a local Ray instance."""
+    runs_per_gpu: int = 1
+    """Runs sharing one GPU (each asks for 1 / runs_per_gpu of one)."""
+    max_retries: int = 2
+    """Times a run whose worker died is retried (it resumes from its last checkpoint)."""
+    num_cpus: int | None = None
+    """CPUs of a local Ray instance (None: all)."""
+
+    def check(self) -> None:
+        if self.runs_per_gpu < 1:
+            raise ValueError(f"runs_per_gpu must be at least 1, got {self.runs_per_gpu}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be at least 0, got {self.max_retries}")
 
 
 class RayUnreachable(VaelensError, ConnectionError):
@@ -81,3 +99,7 @@ def _ray_run_task(task: RunTask, on_gpu: bool) -> RunOutcome:
         task = copy.deepcopy(task)
         task.config.train.device = "cuda" if on_gpu else "cpu"
     return run_task(task, progress=False)
+
+
+OPTIONS = RayOptions
+EXECUTOR = RayExecutor

@@ -2,51 +2,50 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from vaelens.io import atomic_write_json, atomic_write_text
+from vaelens.io import atomic_write_text
 from vaelens.sweep.executors import build_executor
 from vaelens.sweep.spec import SweepSpec, expand, load_spec, spec_to_dict, spec_to_yaml
 from vaelens.sweep.tasks import RunOutcome, is_complete
-
-WEIGHTING_CONVENTION_KEY = "loss.convention"
+from vaelens.training.sweepdir import IndexEntry, SweepDirectory, SweepIndex
 
 
 @dataclass
 class SweepResult:
     out_dir: Path
     """The sweep directory (spec.yaml, sweep.json, runs/)."""
-    runs: list[dict]
+    runs: list[IndexEntry]
     """sweep.json's runs: id, dir (relative), axes, status, error, seconds."""
 
     def count(self, status: str) -> int:
-        return sum(run["status"] == status for run in self.runs)
+        return sum(run.status == status for run in self.runs)
 
 
-def _previous_seconds(path: Path) -> dict[str, float]:
+def _previous_seconds(directory: SweepDirectory) -> dict[str, float | None]:
+    """Each run's recorded seconds, from an earlier session's index (none when it is missing or unreadable:
+    the sweep then times its runs anew)."""
     try:
-        return {run["id"]: run.get("seconds") for run in json.loads(path.read_text())["runs"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        return {entry.run_id: entry.seconds for entry in directory.read_index().runs}
+    except (OSError, ValueError):
         return {}
 
 
-def summary_table(runs: list[dict]) -> str:
+def summary_table(runs: list[IndexEntry]) -> str:
     """A plain-text table of the runs (id, axis values, status, seconds, error) and a done/failed/pending line."""
-    axis_keys = list(dict.fromkeys(key for run in runs for key in run["axes"]))
+    axis_keys = list(dict.fromkeys(key for run in runs for key in run.axes))
     header = ["run", *axis_keys, "status", "seconds", "error"]
     rows = []
     for run in runs:
-        error = (run.get("error") or "").splitlines()
-        seconds = run.get("seconds")
-        rows.append([run["id"], *(str(run["axes"].get(key, "")) for key in axis_keys), run["status"],
-                     "" if seconds is None else f"{seconds:.1f}", error[0][:70] if error else ""])
+        error = (run.error or "").splitlines()
+        rows.append([run.run_id, *(str(run.axes.get(key, "")) for key in axis_keys), run.status,
+                     "" if run.seconds is None else f"{run.seconds:.1f}", error[0][:70] if error else ""])
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]]
-    counts = {status: sum(run["status"] == status for run in runs) for status in ("finished", "failed", "pending")}
+    counts = {status: sum(run.status == status for run in runs) for status in ("finished", "failed", "pending")}
     lines.append(f"done {counts['finished']}, failed {counts['failed']}, pending {counts['pending']} "
                  f"(of {len(runs)} runs)")
     return "\n".join(lines)
@@ -66,17 +65,15 @@ def run_sweep(spec, out_dir, executor: str = "local", progress: bool = True, **o
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "spec.yaml", spec_to_yaml(spec))
     tasks = expand(spec, out_dir)
-    sweep_json = out_dir / "sweep.json"
-    seconds = _previous_seconds(sweep_json)
-    runs = {task.run_id: {"id": task.run_id, "dir": str(task.run_dir.relative_to(out_dir)), "axes": task.axes,
-                          "status": "finished" if is_complete(task) else "pending", "error": None,
-                          "seconds": seconds.get(task.run_id)} for task in tasks}
-    pending = [task for task in tasks if runs[task.run_id]["status"] == "pending"]
+    directory = SweepDirectory(out_dir)
+    seconds = _previous_seconds(directory)
+    runs = {task.run_id: IndexEntry(task.run_id, str(task.run_dir.relative_to(out_dir)), task.axes,
+                                    "finished" if is_complete(task) else "pending", None, seconds.get(task.run_id))
+            for task in tasks}
+    pending = [task for task in tasks if runs[task.run_id].status == "pending"]
 
     def write() -> None:
-        atomic_write_json(sweep_json, {"spec": spec_to_dict(spec), "runs": list(runs.values()),
-                                       "weighting_convention_key": WEIGHTING_CONVENTION_KEY,
-                                       "units": {"seconds": "wall-clock seconds of the last session that ran it"}})
+        directory.write_index(SweepIndex(spec_to_dict(spec), list(runs.values())))
 
     write()
     skipped = len(tasks) - len(pending)
@@ -86,7 +83,8 @@ def run_sweep(spec, out_dir, executor: str = "local", progress: bool = True, **o
                dynamic_ncols=True)
 
     def record(outcome: RunOutcome) -> None:
-        runs[outcome.run_id].update(status=outcome.status, error=outcome.error, seconds=outcome.seconds)
+        entry = runs[outcome.run_id]
+        entry.status, entry.error, entry.seconds = outcome.status, outcome.error, outcome.seconds
         write()
         bar.update(1)
 

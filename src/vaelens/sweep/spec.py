@@ -88,7 +88,7 @@ def _check_axis(key, values, where: str) -> list:
         raise ConfigError(f"{where}: axis key {key!r} must be a dotted config key such as loss.beta")
     if not isinstance(values, list) or not values:
         raise ConfigError(f"{where}: axis '{key}' must be a non-empty list of values, got {values!r}")
-    probe = config_module.RunConfig()
+    probe = config_module.default_config()
     for value in values:
         config_module.update(probe, {key: value})  # names an unknown key or a wrongly typed value
     return values

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Protocol
 
 from vaelens.analysis.options import AnalysisOptions
+from vaelens.analysis.saved_run import analyze_run
 from vaelens.config import RunConfig
+from vaelens.training import train
 from vaelens.training.rundir import RunDirectory
 
 
@@ -79,15 +81,11 @@ def error_text(error: BaseException) -> str:
 def analyse_finished(task: RunTask, progress: bool = False) -> None:
     """analysis.json for a finished task that wants one and lacks it (the one analysis path of sweeps)."""
     if task.analysis.enabled and not RunDirectory(task.run_dir).has_analysis():
-        from vaelens.analysis.saved_run import analyze_run
-
         analyze_run(task.run_dir, task.analysis, device=task.config.train.device, progress=progress)
 
 
 def run_task(task: RunTask, progress: bool = False) -> RunOutcome:
     """Train (resuming an interrupted run, skipping a finished one) and analyse one task; never raises."""
-    from vaelens.training import train
-
     started = time.perf_counter()
     if is_complete(task):
         return RunOutcome(task.run_id, "finished", None, 0.0)

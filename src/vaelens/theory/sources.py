@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from vaelens.distances.features import feature_distance
+from vaelens.sampling import random_subset
 from vaelens.theory.metric import dataset_metric
 
 CONVENTION_METRICS = {
@@ -68,9 +69,7 @@ def natural_patch_images(side: int, count: int, seed: int) -> torch.Tensor:
     config = SimpleNamespace(name="natural", path=None, subset=None, image_size=32, grayscale=True,
                              test_fraction=0.0, seed=seed, npz_key="images")
     images = load_natural(config, "train").all_images()
-    if count < len(images):
-        chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count]
-        images = images[chosen.sort().values]
+    images = images[random_subset(len(images), count, seed)]
     return F.avg_pool2d(images, 32 // side).contiguous()
 
 

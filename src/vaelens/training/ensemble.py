@@ -31,7 +31,7 @@ from vaelens import config as config_module
 from vaelens.config import RunConfig
 from vaelens.data import load_dataset
 from vaelens.devices import resolve_device
-from vaelens.losses.families import loss_family
+from vaelens.losses.terms import ensemble_refusal
 from vaelens.training.graphed import DivergenceWatch, StepRunner
 from vaelens.training.loop import TrainingHooks, finish_runs, train_loop
 from vaelens.training.run import RunResult, TrainingRun
@@ -48,16 +48,9 @@ class EnsembleIncompatible(ValueError):
 
 
 def unsupported_reason(config: RunConfig) -> str | None:
-    """Why `config`'s objective cannot be trained in an ensemble (any family but pointwise), or None."""
-    if loss_family(config) == "pointwise":
-        return None
-    loss = config.loss
-    reasons = [text for text, present in (
-        (f"loss.perceptual={loss.perceptual!r}", bool(loss.perceptual)),
-        (f"loss.disc_weight={loss.disc_weight}", loss.disc_weight > 0),
-        (f"loss.ssim_weight={loss.ssim_weight}", loss.ssim_weight > 0)) if present]
-    return (f"the ensemble executor supports pointwise objectives only, and this config sets {', '.join(reasons)}; "
-            "train it with vaelens.training.train (the local executor)")
+    """Why `config`'s objective cannot be trained in an ensemble (a term the ensemble does not support, as the
+    term registry declares it), or None."""
+    return ensemble_refusal(config)
 
 
 def check_compatible(configs: list[RunConfig], run_dirs: list[Path]) -> None:

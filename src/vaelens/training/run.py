@@ -19,6 +19,7 @@ from vaelens.errors import VaelensError
 from vaelens.losses.calibration import calibration_images
 from vaelens.losses.objective import objective_constant
 from vaelens.models import VAE
+from vaelens.posterior import DiagonalGaussian
 from vaelens.training.checkpoint import restore
 from vaelens.training.convergence import convergence
 from vaelens.training.images import save_image_grids
@@ -52,7 +53,7 @@ def evaluate(model: VAE, objective, images: torch.Tensor, generator: torch.Gener
     model.eval()
     output_mu, mu, logvar = model(images)
     noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    output = model.decode(mu + torch.exp(0.5 * logvar) * noise)
+    output = model.decode(DiagonalGaussian(mu, logvar).sample(noise))
     terms = objective(images, output, mu, logvar)
     model.train()
     return {"loss": float(terms.loss), "distortion": float(terms.distortion), "rate": float(terms.rate),

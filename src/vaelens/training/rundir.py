@@ -6,6 +6,7 @@
     RUN_DIR/images/            reconstructions.png and samples.png of the latest checkpoint
     RUN_DIR/summary.json       status (finished / diverged / failed), evaluation, context
     RUN_DIR/analysis.json      `vaelens analyze`'s flat results, figures in RUN_DIR/analysis/
+    RUN_DIR/plateau.json       the paired plateau check of a finished run (vaelens.analysis.plateau)
     RUN_DIR/tensorboard/       TensorBoard events, when train.tensorboard is on
 
 A run's status is "new" (no such folder, or an empty one), "foreign" (a non-empty folder that is not
@@ -36,6 +37,7 @@ CHECKPOINT_FOLDER = "checkpoints"
 IMAGE_FOLDER = "images"
 ANALYSIS_FILE = "analysis.json"
 ANALYSIS_FOLDER = "analysis"
+PLATEAU_FILE = "plateau.json"
 TENSORBOARD_FOLDER = "tensorboard"
 STATUSES = ("new", "foreign", "incomplete", "finished", "diverged", "failed")
 
@@ -76,6 +78,7 @@ class RunDirectory:
         self.image_folder = self.path / IMAGE_FOLDER
         self.analysis_path = self.path / ANALYSIS_FILE
         self.analysis_folder = self.path / ANALYSIS_FOLDER
+        self.plateau_path = self.path / PLATEAU_FILE
         self.tensorboard_folder = self.path / TENSORBOARD_FOLDER
 
     def __repr__(self) -> str:
@@ -221,6 +224,13 @@ class RunDirectory:
 
     def has_analysis(self) -> bool:
         return self.analysis_path.is_file()
+
+    def read_plateau(self) -> dict | None:
+        """plateau.json (the paired plateau check's record), or None when the run was not checked."""
+        return read_json(self.plateau_path) if self.plateau_path.is_file() else None
+
+    def write_plateau(self, record: dict) -> None:
+        atomic_write_json(self.plateau_path, record)
 
 
 class MetricsLog:

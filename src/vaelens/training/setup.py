@@ -10,6 +10,7 @@ import torch
 from vaelens.config import RunConfig, check_config
 from vaelens.losses import VAEObjective, build_objective
 from vaelens.models import VAE, build_model
+from vaelens.sampling import random_subset
 
 
 @dataclass
@@ -110,8 +111,8 @@ def evaluation_subset(config: RunConfig, data) -> tuple[torch.Tensor, dict]:
     same images), never the first images in storage order (on dSprites those are all small squares).
     Returns the images and what they are (for the summary)."""
     count = min(config.train.eval_images, data.num_images)
-    generator = torch.Generator().manual_seed(config.data.seed)
-    indices = torch.randperm(data.num_images, generator=generator)[:count]
+    # In the draw's own order: the image grids show a random arrangement, not one sorted by storage index.
+    indices = random_subset(data.num_images, count, config.data.seed, in_storage_order=False)
     return data.images(indices), {"split": "train", "num_images": count, "subset_seed": config.data.seed,
                                   "subset": "seeded random draw over the whole training split"}
 

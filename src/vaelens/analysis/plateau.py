@@ -31,14 +31,17 @@ import math
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from vaelens.io import atomic_write_json, read_json
+from vaelens.data import load_dataset
 from vaelens.losses.objective import frozen_scale_constant, kl_per_unit, objective_constant
+from vaelens.posterior import DiagonalGaussian
+from vaelens.runs import load_run
+from vaelens.sampling import random_subset
 from vaelens.training.convergence import NO_ORIGIN, TAIL, THRESHOLD
-from vaelens.training.rundir import RunDirectory
+from vaelens.training.rundir import PLATEAU_FILE, RunDirectory
+from vaelens.training.sweepdir import SweepDirectory
 
-FILE_NAME = "plateau.json"
-"""The check's record in the run directory."""
 RULE = ("(L(a) - L(T)) / |L(a) - the objective's parameter-free constant|, L the mean of distortion + beta * rate "
         "over fixed training images with one shared posterior sample each, under the final checkpoint's objective "
         "(a learned scale frozen at its final value), a the last checkpoint at or before "
@@ -58,7 +61,7 @@ def per_image_objective(model, objective, images: torch.Tensor, seed: int, chunk
     for chunk in images.split(chunk_size):
         _, mu, logvar = model(chunk)
         noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        output = model.decode(mu + torch.exp(0.5 * logvar) * noise)
+        output = model.decode(DiagonalGaussian(mu, logvar).sample(noise))
         rate = kl_per_unit(mu, logvar).sum(1)
         values.append(objective.per_image_distortion(chunk, output).float() + objective.beta * rate)
     return torch.cat(values)
@@ -98,16 +101,12 @@ def plateau_steps(steps: list[int], total: int) -> tuple[int, int] | None:
 def training_images(data, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` training images chosen by a generator seeded with `seed` (all of them when fewer), and
     their indices."""
-    generator = torch.Generator().manual_seed(seed)
-    indices = torch.randperm(data.num_images, generator=generator)[:count].sort().values
+    indices = random_subset(data.num_images, count, seed)
     return data.images(indices), indices
 
 
 def check_run(run_dir, images: int = 1024, seed: int = 0, device="cpu", data_cache: dict | None = None) -> dict:
     """The paired plateau check of one finished run (see the module docstring); the record plateau.json holds."""
-    from vaelens.data import load_dataset
-    from vaelens.runs import load_run
-
     directory = RunDirectory(run_dir)
     config = directory.read_config()
     total = config.train.steps
@@ -150,34 +149,26 @@ def run_directories(folder) -> list[Path]:
     folder = Path(folder).expanduser()
     if RunDirectory(folder).is_run:
         return [folder]
-    index = folder / "sweep.json"
-    if not index.exists():
+    sweep = SweepDirectory(folder)
+    if not sweep.exists():
         raise FileNotFoundError(f"{folder} is neither a run directory nor a sweep or study directory "
                                 "(no config.yaml, no sweep.json)")
-    return [folder / run["dir"] for run in read_json(index)["runs"]]
-
-
-def read_check(run_dir) -> dict | None:
-    """A run's plateau.json, or None when it has none."""
-    path = Path(run_dir) / FILE_NAME
-    return read_json(path) if path.exists() else None
+    return [sweep.run_directory(entry).path for entry in sweep.read_index().runs]
 
 
 def check_runs(folder, images: int = 1024, seed: int = 0, device="cpu", progress: bool = True,
                redo: bool = False) -> list[tuple[Path, dict]]:
     """Check every finished run of `folder` (a run, sweep or study directory) and write its plateau.json;
     a run whose record was made with the same images, seed and checkpoints is skipped unless `redo`."""
-    from tqdm import tqdm
-
     results, cache = [], {}
     for run_dir in tqdm(run_directories(folder), desc="plateau check", disable=not progress, dynamic_ncols=True):
-        existing = read_check(run_dir)
+        existing = RunDirectory(run_dir).read_plateau()
         if existing and not redo and _still_valid(existing, run_dir, images, seed):
             record = existing
         else:
             record = check_run(run_dir, images, seed, device, cache)
             if record.get("converged") is not None:
-                atomic_write_json(run_dir / FILE_NAME, record)
+                RunDirectory(run_dir).write_plateau(record)
         if record.get("converged") is not None:
             _put_in_summary(run_dir, record)
         results.append((run_dir, record))
@@ -193,7 +184,7 @@ figure, so that one file has both; plateau.json keeps the whole record."""
 def _put_in_summary(run_dir: Path, record: dict) -> None:
     directory = RunDirectory(run_dir)
     summary = directory.read_summary()
-    entry = {**{key: record.get(key) for key in SUMMARY_KEYS}, "record": FILE_NAME}
+    entry = {**{key: record.get(key) for key in SUMMARY_KEYS}, "record": PLATEAU_FILE}
     if summary is not None and summary.get("plateau") != entry:
         directory.write_summary({**summary, "plateau": entry})
 

@@ -6,9 +6,7 @@ import math
 import pytest
 import torch
 
-from vaelens.errors import VaelensError
-from vaelens.training.plateau import (
-    FILE_NAME,
+from vaelens.analysis.plateau import (
     check_run,
     check_runs,
     paired_improvement,
@@ -16,6 +14,8 @@ from vaelens.training.plateau import (
     plateau_steps,
     run_directories,
 )
+from vaelens.errors import VaelensError
+from vaelens.training.rundir import PLATEAU_FILE as FILE_NAME
 
 
 def test_the_relative_improvement_and_its_standard_error_in_closed_form():
@@ -95,12 +95,12 @@ def test_a_finished_run_is_checked_and_skipped_the_second_time(tiny_config, tmp_
                                        ["loss.convention=ldm", "loss.likelihood=laplace"]])
 def test_a_learned_scale_is_frozen_at_its_final_value_which_gives_the_origin(tiny_config, tmp_path, overrides):
     from vaelens import train
+    from vaelens.analysis.plateau import METHOD_VERSION, training_images
     from vaelens.config import update
     from vaelens.config.parse import parse_override
     from vaelens.data import load_dataset
     from vaelens.losses.objective import frozen_scale_constant
     from vaelens.runs import load_run
-    from vaelens.training.plateau import METHOD_VERSION, training_images
 
     tiny_config.train.steps, tiny_config.train.checkpoint_every = 10, 2
     update(tiny_config, dict(parse_override(text) for text in overrides))
