@@ -47,7 +47,8 @@ def test_probe_of_a_trained_linear_vae_matches_the_closed_form(linear_run):
     assert analysis["probe.metric_at"] == "reconstruction" and analysis["probe.beta"] == BETA
     assert analysis["probe.pearson_log"] > 0.99 and analysis["probe.spearman_log"] > 0.99
     assert abs(analysis["probe.median_log_ratio"]) < 0.05 and analysis["probe.negative_curvature_count"] == 0
-    # PAPER.md section 4: loss ||x - x_hat||^2 / (2 sigma^2) is c d_M with c = 1 / (2 sigma^2), M = I, so
+    # docs/science.md ("The linear-Gaussian theory"): loss ||x - x_hat||^2 / (2 sigma^2) is c d_M with c = 1 / (2
+    # sigma^2), M = I, so
     # (J^T M J)_jj = c (lambda_j - theta) and sigma_j^2 = theta / lambda_j, theta = beta sigma^2.
     images = data.all_images().double().flatten(1)
     optimum = linear_vae_optimum(torch.cov(images.T, correction=0).numpy(), None, BETA,

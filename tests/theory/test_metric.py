@@ -141,7 +141,8 @@ def test_predicted_linear_vae_uses_the_metric():
     predicted = predicted_linear_vae(covariance, metric, beta=0.5, scale=1.0)
     direct = linear_vae_optimum(covariance.numpy(), metric.numpy(), beta=0.5)
     assert predicted.rate == pytest.approx(direct.rate)
-    # Additive perceptual term at fixed beta: rate can only go up (PAPER.md section 1).
+    # Additive perceptual term at fixed beta: rate can only go up (docs/science.md,
+    # "Objectives and weighting conventions").
     assert predicted.rate >= linear_vae_optimum(covariance, None, beta=0.5).rate
 
 

@@ -1,7 +1,7 @@
 """Every latent statistic of one encoded set, as flat analysis.json keys (nats).
 
 Vector latents (N, d) are measured once, with unprefixed keys. Spatial latents (N, C, h, w) are
-measured twice (PAPER.md section 2): the unprefixed keys treat each of the C*h*w elements as a
+measured twice (docs/science.md, "Information"): the unprefixed keys treat each of the C*h*w elements as a
 unit ("element" view), and the `channel.` keys pool the h*w positions as samples of a C-unit
 latent ("channel" view; see vaelens.metrics.spatial for what its information numbers mean).
 """
@@ -32,7 +32,8 @@ above this many units only I(x; z) and KL(q(z)||p(z)) are estimated and the skip
 CHANNEL_VIEW_MAX_ROWS = 4096
 """(image, position) rows kept for the channel view: its estimators cost O(rows^2)."""
 SATURATION_MARGIN_NATS = 0.5
-"""An I(x; z) estimate within this of its ceiling log N is flagged as saturated (PAPER.md section 7):
+"""An I(x; z) estimate within this of its ceiling log N is flagged as saturated (docs/science.md, "How a claim is
+tested"):
 every per-sample term is <= log N, so near it the number is a floor set by N, not by the model."""
 
 

@@ -1,4 +1,5 @@
-"""The mechanistic probe (PAPER.md section 4) on a trained run, under the run's own loss metric.
+"""The mechanistic probe (docs/science.md, "Neural losses as metrics") on a trained run, under the run's own loss
+metric.
 
 For each image of a seeded random draw from the encoded set and each latent unit j, the probe
 predicts the posterior variance sigma_j^2 = 1 / (1 + (2 / beta) (J^T M J)_jj) from the decoder

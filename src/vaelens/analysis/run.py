@@ -35,7 +35,7 @@ under `channel.` are the per-channel view (positions pooled as samples of a C-un
 | reconstructions.* | indices: the data-set indices of the images in reconstructions.png (16 drawn like the distortion images, hence among them) |
 | run.* | for a run directory: status when analysed (finished, diverged, incomplete), checkpoint_step (the checkpoint measured), steps (what its config asks for) |
 | disentanglement.* | with ground-truth factors: mig (on all num_codes encoded codes), dci_disentanglement, dci_completeness, dci_informativeness_train/test, sap (trained on num_train codes, tested on num_test: `disentanglement_split(num_codes, split_seed)`), factorvae_eval/train_accuracy, factorvae_num_active_dims; quick (true: fewer trees and votes) |
-| probe.* | the mechanistic probe (PAPER.md section 4; analysis.probe) on num_images encoded images drawn with seed like the distortion images, under the run's own loss (loss, metric_at "reconstruction", beta, scale 1): pearson_log, spearman_log (predicted vs encoder posterior variance over image-unit pairs, log scale), profile_pearson_log (over units), median_log_ratio, iqr_log_ratio (log actual / predicted), negative_curvature_count; per unit, ordered by mean curvature (unit_order): curvature_profile (E_x (J^T M J)_jj, descending), predicted_profile, actual_profile (E_x sigma_j^2); curvature_spread (normalised entropy of the curvature profile, 1 = even), curvature_cv |
+| probe.* | the mechanistic probe (docs/science.md, "Neural losses as metrics"; analysis.probe) on num_images encoded images drawn with seed like the distortion images, under the run's own loss (loss, metric_at "reconstruction", beta, scale 1): pearson_log, spearman_log (predicted vs encoder posterior variance over image-unit pairs, log scale), profile_pearson_log (over units), median_log_ratio, iqr_log_ratio (log actual / predicted), negative_curvature_count; per unit, ordered by mean curvature (unit_order): curvature_profile (E_x (J^T M J)_jj, descending), predicted_profile, actual_profile (E_x sigma_j^2); curvature_spread (normalised entropy of the curvature profile, 1 = even), curvature_cv |
 | probe_skipped | why the probe did not run: not asked for (probe=false), no training objective, an L1 pixel loss (no curvature), beta = 0, too many latent units |
 
 Figures in `analysis/` beside analysis.json: variance_profile.png (sorted posterior-variance and
@@ -70,7 +70,7 @@ from vaelens.sampling import random_subset
 from vaelens.training.images import save_png
 
 LPIPS_NET = "alex"
-"""LPIPS backbone for evaluation (PAPER.md section 5); skipped with a reason where its weights are absent."""
+"""LPIPS backbone for evaluation (docs/science.md, "Reconstruction and disentanglement metrics"); skipped with a reason where its weights are absent."""
 ANALYSIS_STAGES = ("encode", "latent statistics", "distortion", "disentanglement", "probe")
 FIGURE_IMAGES = 16
 """Images in reconstructions.png."""

@@ -1,6 +1,6 @@
 """How many images the analysis encodes: a fixed count, or "auto", enough that log N clears the rate.
 
-The full-data I(x; z) estimate is at most log N (PAPER.md section 7): once the information a model
+The full-data I(x; z) estimate is at most log N (docs/science.md, "How a claim is tested"): once the information a model
 stores approaches log N, the estimate measures the sample, not the model. "auto" encodes a pilot
 draw of AUTO_MIN_IMAGES, measures the rate R there (closed form), and encodes
 N = ceil(exp(R + AUTO_MARGIN_NATS)) images, so that log N >= R + 1 nat, within

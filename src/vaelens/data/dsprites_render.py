@@ -1,4 +1,4 @@
-"""Procedural dSprites: the exact factor grid of PAPER.md section 6 and a vectorised renderer.
+"""Procedural dSprites: the exact factor grid of docs/science.md ("dSprites") and a vectorised renderer.
 
 Grid: 3 shapes (square, ellipse, heart) x 6 scales linspace(0.5, 1, 6) x 40 orientations
 linspace(0, 2 pi, 40) (both endpoints, so orientation 0 and 39 render the same image) x 32 posX

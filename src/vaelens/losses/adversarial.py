@@ -1,4 +1,5 @@
-"""The adversarial reconstruction term of taming-transformers / latent-diffusion (PAPER.md section 1).
+"""The adversarial reconstruction term of taming-transformers / latent-diffusion (docs/science.md, "Objectives and
+weighting conventions").
 
 A PatchGAN discriminator (pix2pix NLayerDiscriminator) scores overlapping patches of real images x
 and reconstructions x̂. The autoencoder adds the generator term lambda * (-E D(x̂)), where

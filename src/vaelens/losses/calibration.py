@@ -1,5 +1,5 @@
-"""Calibrated neural weights (PAPER.md section 7): w such that w times a neural term has the average
-curvature of the pixel term.
+"""Calibrated neural weights (docs/science.md, "Objectives and weighting conventions"): w such that w times a
+neural term has the average curvature of the pixel term.
 
 Near a good reconstruction every loss is a quadratic form d ≈ δ^T M δ with M half its Hessian in x̂.
 The calibrated weight is

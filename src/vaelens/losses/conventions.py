@@ -1,4 +1,5 @@
-"""Weighting conventions (PAPER.md section 1): how the pixel term and the other reconstruction terms combine.
+"""Weighting conventions (docs/science.md, "Objectives and weighting conventions"): how the pixel term and the other
+reconstruction terms combine.
 
 - additive: d_pix + sum_k w_k d_k
 - convex:   (1 - a) d_pix + a sum_{k mixed} w_k d_k + sum_{k not mixed} w_k d_k

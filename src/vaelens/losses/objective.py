@@ -2,7 +2,8 @@
 
 Reductions (recorded in every run): per-image terms are summed over pixels and averaged over the
 batch; the KL is summed over latent units (all C*h*w of a spatial latent), averaged over the batch
-and multiplied by beta. One reparameterised sample per image. Conventions (PAPER.md section 1):
+and multiplied by beta. One reparameterised sample per image. Conventions (docs/science.md,
+"Objectives and weighting conventions"):
 
 - additive: d_pix + w_p * d_perc + w_ssim * (1 - SSIM) + adversarial
 - convex:   (1 - a) * d_pix + a * (w_p * d_perc + adversarial) + w_ssim * (1 - SSIM)

@@ -41,7 +41,8 @@ def mse(x, x_hat, reduction: str = "mean") -> torch.Tensor:
     """Per-image squared error, shape (N,).
 
     reduction="mean" averages over the C*H*W pixels (the usual reported MSE, scale-free in image
-    size); reduction="sum" sums over them, the pixel term of the training objective (PAPER.md §1).
+    size); reduction="sum" sums over them, the pixel term of the training objective (docs/science.md,
+    "Objectives and weighting conventions").
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")

@@ -40,8 +40,9 @@ class MLPVAE(VAE):
 class LinearVAE(VAE):
     """mu(x) = A x + a, a posterior log-variance per unit that does not depend on x, g(z) = W z + b.
 
-    This is the model class of the closed-form linear-Gaussian theory (PAPER.md section 4): at its
-    optimum the posterior variance is the same for every input, so it is a parameter, not a network.
+    This is the model class of the closed-form linear-Gaussian theory (docs/science.md,
+    "The linear-Gaussian theory"): at its optimum the posterior variance is the same for every input, so it is a
+    parameter, not a network.
     """
 
     def __init__(self, image_shape, latent_dim: int = 10):

@@ -1,5 +1,5 @@
-"""Effects at matched rate or matched distortion (PAPER.md section 7): compare two families along their
-curves over the beta grid instead of at equal beta.
+"""Effects at matched rate or matched distortion (docs/science.md, "How a claim is tested"): compare two families
+along their curves over the beta grid instead of at equal beta.
 
 For one seed, a family's runs over the beta grid trace a curve y(x), e.g. IsoScore against rate. It is
 taken as piecewise linear in log x through the runs sorted by x (the curve is monotone in beta; runs at

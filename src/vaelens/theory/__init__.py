@@ -1,7 +1,7 @@
 """Linear-Gaussian theory of beta-VAEs and the metrics real reconstruction losses induce.
 
-PAPER.md section 4: the closed-form linear optimum (`linear`), loss metrics (`metric`) and the
-mechanistic probe of posterior variances (`probe`).
+docs/science.md ("The linear-Gaussian theory"): the closed-form linear optimum (`linear`), loss metrics (`metric`)
+and the mechanistic probe of posterior variances (`probe`).
 
 Names are imported lazily so that the command line (whose `theory` options come from
 `theory.config`) starts without importing torch.

@@ -1,4 +1,5 @@
-"""Closed-form optimum of the linear beta-VAE under a quadratic distortion (PAPER.md section 4).
+"""Closed-form optimum of the linear beta-VAE under a quadratic distortion (docs/science.md, "The linear-Gaussian
+theory").
 
 Setting: x ~ N(0, Sigma) in R^n, encoder q(z|x) = N(A x, diag s), linear decoder x̂ = W z, loss
 
@@ -14,7 +15,7 @@ Per eigen-direction i with lambda_i > theta (active): decoder gain (lambda_i - t
 encoder gain (lambda_i - theta)^(1/2) / lambda_i, posterior variance theta / lambda_i,
 Var_x(mu_i) = 1 - theta / lambda_i, rate 0.5 log(lambda_i / theta). Its expected distortion is
 theta = theta^2 / lambda_i (decoding the mean code) + (theta - theta^2 / lambda_i) (sampling
-z ~ q), so the E_q-distortion is sum_i min(lambda_i, theta) exactly as PAPER.md states; the
+z ~ q), so the E_q-distortion is sum_i min(lambda_i, theta) exactly as the theory states; the
 distortion of the decoded mean code alone is smaller (reported as `distortion_at_mean`).
 Inactive directions cost lambda_i in distortion and nothing in rate.
 

@@ -1,4 +1,4 @@
-"""Local quadratic metrics of reconstruction losses (PAPER.md section 4, neural losses as metrics).
+"""Local quadratic metrics of reconstruction losses (docs/science.md, "Neural losses as metrics").
 
 A per-image loss d(x, x̂) that is zero with zero gradient at x̂ = x is, to second order,
 d(x, x + delta) ≈ delta^T M_x delta with M_x = (1/2) Hessian_x̂ d at x̂ = x. The factor 1/2 makes

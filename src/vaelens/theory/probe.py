@@ -1,4 +1,5 @@
-"""The mechanistic probe (PAPER.md section 4): does the loss metric set each posterior variance?
+"""The mechanistic probe (docs/science.md, "Neural losses as metrics"): does the loss metric set each posterior
+variance?
 
 Linearise the decoder around the posterior mean, g(mu + eps) ≈ g(mu) + J_g eps. Then
 E_q[scale * d(x, g(z))] ≈ scale * d(x, g(mu)) + scale * sum_j sigma_j^2 (J_g^T M_x J_g)_jj, and
@@ -190,7 +191,7 @@ def mechanistic_probe(encode, decode, x: torch.Tensor, beta: float, scale: float
     metric_at="reconstruction" with a loss that reads logits. The training loss must be
     scale * loss_fn(x, x̂) + beta * KL. Give either loss_fn(x, x_hat) -> (B,) (its metric is half
     its Hessian, see `metric_vector_product`) or metric_fn(x, v, x_hat) -> M v, batched like x.
-    metric_at: "data" evaluates M at x̂ = x as in PAPER.md; "reconstruction" at x̂ = g(mu(x)).
+    metric_at: "data" evaluates M at x̂ = x as the theory does; "reconstruction" at x̂ = g(mu(x)).
     decode must support forward-mode AD under torch.func.vmap (the units' JVPs are batched) and
     treat images independently.
     """
