@@ -231,8 +231,8 @@ def _add_analyze_parser(commands) -> None:
                                         "e.g. folder:~/images")
     analyze.add_argument("--image-size", type=int, default=None, help="image size for --data (default: run's, or 64)")
     analyze.add_argument("--out", help="output folder (default: the run directory)")
-    analyze.add_argument("--images", type=_image_count, default=5000,
-                         help='images to encode, or "auto" (log N >= rate + 1 nat, 2,000-20,000; default 5000)')
+    analyze.add_argument("--images", type=_image_count, default=None,
+                         help='images to encode, or "auto" (the default: log N >= rate + 1 nat, 2,000-20,000)')
     analyze.add_argument("--probe", action="store_true",
                          help="mechanistic probe under the run's own loss (probe.*, analysis/probe.png)")
     analyze.add_argument("--quick", action="store_true", help="smaller disentanglement estimates")

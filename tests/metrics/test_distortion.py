@@ -9,8 +9,8 @@ import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from vaelens.distances.features import feature_distance
+from vaelens.distances.structural import MS_SSIM_BETAS
 from vaelens.metrics.distortion import (
-    MS_SSIM_BETAS,
     PSNR_CAP_DB,
     distortion_report,
     lpips_distance,

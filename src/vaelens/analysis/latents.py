@@ -9,6 +9,8 @@ latent ("channel" view; see vaelens.metrics.spatial for what its information num
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -92,15 +94,58 @@ def _profiles(mu: torch.Tensor, logvar: torch.Tensor) -> dict:
     return results
 
 
+@dataclass(frozen=True)
+class LatentSample:
+    """An encoded set as the latent statistics see it: (N, d) posteriors and what the estimators need."""
+
+    mu: torch.Tensor
+    """Posterior means, (N, d)."""
+    logvar: torch.Tensor
+    """Posterior log-variances, (N, d)."""
+    active: torch.Tensor
+    """The active units' mask, (d,) (Var_x(mu_j) > ACTIVE_THRESHOLD)."""
+    seed: int
+    """Seed of every Monte-Carlo estimate."""
+    mi_samples: int
+    """Draws of z per image in the information estimates."""
+
+
+@dataclass(frozen=True)
+class LatentStatistic:
+    """One group of analysis.json keys computed from the encoded posteriors."""
+
+    name: str
+    """What it measures."""
+    compute: Callable[[LatentSample], dict]
+    """The sample -> its flat keys (a `<prefix>skipped` key says why where it cannot be computed)."""
+
+
+def _active_units(sample: LatentSample) -> dict:
+    return {"active_units": int(sample.active.sum()), "active_mask": sample.active.tolist(),
+            "active_threshold": ACTIVE_THRESHOLD}
+
+
+LATENT_STATISTICS: tuple[LatentStatistic, ...] = (
+    LatentStatistic("information", lambda sample: _information(sample.mu, sample.logvar, sample.seed,
+                                                                 sample.mi_samples)),
+    LatentStatistic("active units", _active_units),
+    LatentStatistic("geometry of mu", lambda sample: _geometry(sample.mu, "geometry.")),
+    LatentStatistic("geometry of mu, active units", lambda sample: _geometry(sample.mu[:, sample.active],
+                                                                              "geometry_active.")),
+    LatentStatistic("variance profiles", lambda sample: _profiles(sample.mu, sample.logvar)),
+)
+"""Every statistic of an (N, d) posterior, in the order analysis.json lists them. A new latent metric is its
+function (vaelens.metrics), an entry here, and its line in the quantity registry (vaelens.quantities) where the
+report, the claims or results.csv should show it."""
+
+
 def vector_latent_statistics(mu: torch.Tensor, logvar: torch.Tensor, *, seed: int = 0, mi_samples: int = 1) -> dict:
-    """All statistics of an (N, d) posterior: information, active units, geometry of mu, profiles."""
-    active = active_unit_mask(mu, ACTIVE_THRESHOLD)
-    results = _information(mu, logvar, seed, mi_samples)
-    results.update({"active_units": int(active.sum()), "active_mask": active.tolist(),
-                    "active_threshold": ACTIVE_THRESHOLD})
-    results.update(_geometry(mu, "geometry."))
-    results.update(_geometry(mu[:, active], "geometry_active."))
-    results.update(_profiles(mu, logvar))
+    """All statistics of an (N, d) posterior (LATENT_STATISTICS): information, active units, geometry of mu,
+    profiles."""
+    sample = LatentSample(mu, logvar, active_unit_mask(mu, ACTIVE_THRESHOLD), seed, mi_samples)
+    results: dict = {}
+    for statistic in LATENT_STATISTICS:
+        results.update(statistic.compute(sample))
     return results
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from vaelens.analysis.sample_size import check_image_count
+from vaelens.analysis.sample_size import DEFAULT_IMAGES, check_image_count
 
 
 @dataclass
 class AnalysisOptions:
     enabled: bool = True
     """Analyse the run (a sweep task with False only trains)."""
-    images: int | str = "auto"
+    images: int | str = DEFAULT_IMAGES
     """Test images encoded (a seeded random subset when the split has more), or "auto": enough that
     log N >= rate + 1 nat, between 2,000 and min(split, 20,000) (vaelens.analysis.sample_size)."""
     quick: bool = True

@@ -61,7 +61,7 @@ from vaelens.analysis.plots import (
     plot_variance_profiles,
 )
 from vaelens.analysis.probe import run_probe
-from vaelens.analysis.sample_size import check_image_count, encode_for_analysis
+from vaelens.analysis.sample_size import DEFAULT_IMAGES, check_image_count, encode_for_analysis
 from vaelens.dotted import flatten_dotted
 from vaelens.io import atomic_write_json
 from vaelens.metrics.distortion import distortion_report
@@ -165,7 +165,7 @@ def _header(model, data, objective, encoded, seed: int) -> dict:
     return results
 
 
-def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: int | str | None = 5000,
+def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: int | str | None = DEFAULT_IMAGES,
             distortion_images: int = 512, disentanglement: bool = True, quick: bool = False, seed: int = 0,
             device="cpu", progress: bool = True, mi_samples: int = 1, probe: bool = False,
             probe_images: int = 256) -> dict:

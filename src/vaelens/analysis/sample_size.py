@@ -17,6 +17,8 @@ from vaelens.analysis.encode import EncodedSet, encode_images
 from vaelens.metrics.information import rate
 
 AUTO = "auto"
+DEFAULT_IMAGES = AUTO
+"""How many images every analysis encodes unless told otherwise (the command line, the Python API, sweeps)."""
 AUTO_MIN_IMAGES = 2000
 """The pilot draw, and the fewest images "auto" encodes (geometry and disentanglement want them even
 at a low rate)."""

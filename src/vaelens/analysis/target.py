@@ -6,6 +6,7 @@ from pathlib import Path
 
 from vaelens.analysis.options import AnalysisOptions
 from vaelens.analysis.run import analyze, write_analysis
+from vaelens.analysis.sample_size import DEFAULT_IMAGES
 from vaelens.analysis.saved_run import analyze_run
 from vaelens.devices import resolve_device
 from vaelens.training.rundir import RunDirectory
@@ -22,12 +23,13 @@ def _data_config(spec: str, image_size: int, base=None):
 
 
 def analyze_target(run_dir=None, *, model_spec: str | None = None, data_spec: str | None = None,
-                   image_size: int | None = None, out=None, max_images: int | str | None = 5000, quick: bool = False,
+                   image_size: int | None = None, out=None, max_images: int | str | None = None, quick: bool = False,
                    device: str = "auto", progress: bool = True, allow_diverged: bool = False,
                    disentanglement: bool = True, probe: bool = False) -> tuple[Path, dict]:
     """Analyse a run directory (through `analyze_run`, as sweeps do), or a pretrained model given as
-    diffusers:PATH on data NAME[:PATH]. `max_images` may be "auto"; `probe` runs the mechanistic probe
+    diffusers:PATH on data NAME[:PATH]. `max_images`: a count or "auto" (None: DEFAULT_IMAGES); `probe` runs the mechanistic probe
     (a pretrained model has no training objective, so there it is recorded as skipped)."""
+    max_images = DEFAULT_IMAGES if max_images is None else max_images
     if (run_dir is None) == (model_spec is None):
         raise ValueError("give either a run directory or --model diffusers:PATH (not both)")
     if run_dir is not None:

@@ -3,38 +3,41 @@
     from vaelens.metrics import isoscore, mutual_information
     mutual_information(mu, logvar), isoscore(mu)
 
-Names are imported lazily from their modules (information, geometry, variance, spatial, distortion,
-disentangle), so `import vaelens.metrics` stays light and only the module a name lives in is loaded:
-the distortions pull in torchmetrics and lpips, disentanglement scikit-learn.
+Every name a metric module lists in its `__all__` is exported here, imported lazily from that module, so
+`import vaelens.metrics` stays light and only the module a name lives in is loaded (the distortions pull in
+torchmetrics and lpips, disentanglement scikit-learn). The lists are read from the modules' source, so a new
+metric is its function and its name in its own module's `__all__`, nothing here.
 """
 
 from __future__ import annotations
 
-from vaelens.lazy import exported_names, lazy_getattr
+import ast
+import functools
+from pathlib import Path
 
-_MODULES = {
-    "vaelens.metrics.information": (
-        "AggregatePosteriorDecomposition", "active_unit_mask", "active_units", "aggregate_posterior_decomposition",
-        "dimension_wise_kl", "gaussian_mi_upper_bound", "marginal_kl", "mutual_information", "rate",
-        "total_correlation",
-    ),
-    "vaelens.metrics.geometry": (
-        "condition_number", "covariance_spectrum", "effective_rank", "geometry_summary", "isoscore",
-        "participation_ratio", "partition_isotropy", "sample_bounds",
-    ),
-    "vaelens.metrics.variance": (
-        "VarianceProfile", "mean_variance_profile", "posterior_variance_profile", "profile_uniformity",
-    ),
-    "vaelens.metrics.spatial": ("flatten_spatial", "flatten_spatial_posterior", "subsample_rows"),
-    "vaelens.metrics.distortion": (
-        "distortion_report", "lpips_distance", "ms_ssim", "ms_ssim_min_side", "mse", "psnr", "ssim",
-    ),
-    "vaelens.metrics.disentangle": (
-        "DisentanglementResult", "dci", "dci_from_importance", "factorvae_score", "histogram_discretize",
-        "mutual_information_gap", "sap_score",
-    ),
-}
-__all__ = exported_names(_MODULES)
+from vaelens.lazy import lazy_getattr
+
+MODULES = ("information", "geometry", "variance", "spatial", "distortion", "disentangle")
+"""The metric modules, in the order their names are listed."""
 
 
-__getattr__ = lazy_getattr(__name__, _MODULES)
+@functools.cache
+def _exports() -> dict[str, tuple[str, ...]]:
+    """Module -> the names its `__all__` lists, read from its source without importing it."""
+    exports = {}
+    for short in MODULES:
+        tree = ast.parse((Path(__file__).parent / f"{short}.py").read_text())
+        listed = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                      and any(isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets))
+        exports[f"vaelens.metrics.{short}"] = tuple(listed)
+    return exports
+
+
+def __getattr__(name: str):
+    if name == "__all__":
+        return [exported for names in _exports().values() for exported in names]
+    return lazy_getattr(__name__, _exports())(name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__getattr__("__all__")])

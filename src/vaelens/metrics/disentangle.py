@@ -26,6 +26,9 @@ from sklearn.svm import LinearSVC
 
 from vaelens.checks import as_float_tensor, check_finite, check_matrix
 
+__all__ = ["DisentanglementResult", "dci", "dci_from_importance", "factorvae_score", "histogram_discretize",
+           "mutual_information_gap", "sap_score"]
+
 
 @dataclass(frozen=True)
 class DisentanglementResult:

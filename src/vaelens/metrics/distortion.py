@@ -28,10 +28,9 @@ from vaelens.distances.lpips import (
     lpips_between,
     lpips_metric_name,
 )
-from vaelens.distances.structural import MS_SSIM_BETAS, SSIM_KERNEL_SIZE, SSIM_SIGMA, ms_ssim, ms_ssim_min_side, ssim
+from vaelens.distances.structural import ms_ssim, ms_ssim_min_side, ssim
 
-__all__ = ["MS_SSIM_BETAS", "PSNR_CAP_DB", "SSIM_KERNEL_SIZE", "SSIM_SIGMA", "distortion_report", "lpips_distance",
-           "ms_ssim", "ms_ssim_min_side", "mse", "psnr", "ssim"]
+__all__ = ["distortion_report", "lpips_distance", "ms_ssim", "ms_ssim_min_side", "mse", "psnr", "ssim"]
 
 PSNR_CAP_DB = 100.0
 """PSNR given to an exact reconstruction (MSE = 0) so that averages over images stay finite."""

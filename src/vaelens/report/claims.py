@@ -43,7 +43,7 @@ class Claim:
     direction: int
     """-1: the claim predicts neural minus pointwise < 0; +1: > 0; 0: != 0 (either sign)."""
     comparisons: tuple[str, ...] = ("matched_beta",)
-    """Which comparisons (COMPARISONS) test it."""
+    """Which comparisons (COMPARISONS names) test it."""
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -63,20 +63,35 @@ CLAIMS = (
     Claim("C4", "at equal rate, neural-loss latents still differ in geometry (the C2 and C3 metrics compared "
           "along the metric-vs-rate curves): rate-distortion alone does not explain C2/C3", 0, ("matched_rate",)),
 )
-COMPARISONS = {
-    "matched_beta": "neural-loss run minus pointwise run at the same data set, beta, seed and setup; pooled "
-                    "rows average each seed's differences over the betas it has in every beta of the group",
-    "matched_rate": "per seed, the mean of m_neural(R) - m_pointwise(R) over the rate range every seed's "
-                    "curves of both families cover, each curve piecewise linear in log R through the runs of "
-                    "the beta grid, averaged uniformly in log R",
-    "matched_distortion": "per seed, the mean of y_neural(D) - y_pointwise(D) over the pixel-MSE range every "
-                          "seed's curves of both families cover, piecewise linear in log D, uniform in log D",
-}
-COMPARISON_TITLES = {"matched_beta": "Matched beta (pooled over the beta grid)",
-                     "matched_rate": "Matched rate (C4)", "matched_distortion": "Matched distortion (C1)"}
-"""How the report and STUDY.md head each comparison's table."""
-MATCHED_AXES = {"matched_rate": "rate", "matched_distortion": "distortion.mse"}
-"""The x of each curve comparison: the quantity interpolated along."""
+@dataclass(frozen=True)
+class Comparison:
+    """A way of comparing a neural family with its pointwise baseline."""
+
+    name: str
+    """Its name in claims.json (a row's `comparison`) and in a Claim's comparisons."""
+    title: str
+    """How the report and STUDY.md head its table."""
+    method: str
+    """How its effect is computed, in words (claims.json's `comparisons`)."""
+    along: str | None = None
+    """The quantity a curve comparison interpolates along (each seed's runs over the beta grid); None: runs are
+    paired at equal beta."""
+
+
+COMPARISONS = {comparison.name: comparison for comparison in (
+    Comparison("matched_beta", "Matched beta (pooled over the beta grid)",
+               "neural-loss run minus pointwise run at the same data set, beta, seed and setup; pooled rows average "
+               "each seed's differences over the betas it has in every beta of the group"),
+    Comparison("matched_rate", "Matched rate (C4)",
+               "per seed, the mean of m_neural(R) - m_pointwise(R) over the rate range every seed's curves of both "
+               "families cover, each curve piecewise linear in log R through the runs of the beta grid, averaged "
+               "uniformly in log R", along="rate"),
+    Comparison("matched_distortion", "Matched distortion (C1)",
+               "per seed, the mean of y_neural(D) - y_pointwise(D) over the pixel-MSE range every seed's curves of "
+               "both families cover, piecewise linear in log D, uniform in log D", along="distortion.mse"),
+)}
+"""Every comparison, in the order the report and STUDY.md show them. A new one is an entry here and its name in
+the claims it tests."""
 MULTIPLICITY = {
     "method": "Holm step-down",
     "alpha": ALPHA,
@@ -185,7 +200,7 @@ def _span_text(curves: list) -> str:
 
 def _matched_curve_row(claim: Claim, comparison: str, metric: str, group: tuple, by_seed: dict) -> _Tested:
     """One pooled row of a curve comparison: every seed's neural and pointwise curves, the common range."""
-    x_metric = MATCHED_AXES[comparison]
+    x_metric = COMPARISONS[comparison].along
     x_units = quantity_of(x_metric).units
     curves = {seed: (_curve(neural, x_metric, metric), _curve(baseline, x_metric, metric))
               for seed, (neural, baseline) in by_seed.items()}
@@ -244,7 +259,7 @@ def _tested_rows(records: list[RunRecord]) -> list[_Tested]:
     for claim in CLAIMS:
         for comparison in claim.comparisons:
             for metric in claim.metrics:
-                if comparison == "matched_beta":
+                if COMPARISONS[comparison].along is None:
                     tested += _matched_beta_rows(claim, metric, paired)
                 else:
                     tested += [_matched_curve_row(claim, comparison, metric, group, curves[group])
@@ -265,7 +280,8 @@ def evaluate_claims(records: list[RunRecord], leave_out_still_improving: bool = 
     for row in rows:
         row.seeds_not_on_plateau = _lost_seeds(row, excluded)
     return ClaimsReport(
-        version=CLAIMS_VERSION, units="nats", confidence=CONFIDENCE, alpha=ALPHA, comparisons=COMPARISONS,
+        version=CLAIMS_VERSION, units="nats", confidence=CONFIDENCE, alpha=ALPHA,
+        comparisons={name: comparison.method for name, comparison in COMPARISONS.items()},
         interval="two-sided Student t interval of the paired differences over seeds (raw: not adjusted)",
         multiplicity={**MULTIPLICITY, "tests": sum(row.p_value is not None for row in rows)},
         verdict_rule=VERDICT_RULE,

@@ -6,16 +6,13 @@ from __future__ import annotations
 from collections import Counter
 
 from vaelens.report.claim_rows import ClaimRow, ClaimsReport
-from vaelens.report.claims import CLAIMS, COMPARISON_TITLES
+from vaelens.report.claims import CLAIMS, COMPARISONS
 from vaelens.report.model import Bullets, Cell, Number, Paragraph, Section, Table
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
 NO_PAIRS = "the sweep has no neural-loss run with a matching pointwise run"
 CLAIMS_COLUMNS = ["claim", "comparison", "metric (units)", "dataset", "convention (vs pointwise)", "family", "effect",
                   "95% CI (raw)", "p", "p (Holm)", "seeds", "compared over", "verdict", "why"]
-NUMERIC_FIELDS = {"effect": "effect", "95% CI (raw)": ("ci_low", "ci_high"), "p": "p_value", "p (Holm)": "p_holm",
-                  "seeds": "n_pairs"}
-"""Claims-table columns holding numbers -> the ClaimRow field(s) they print (a test maps each cell back)."""
 
 
 def seeds_cell(row: ClaimRow) -> tuple:
@@ -80,7 +77,7 @@ def claims_table(report: ClaimsReport) -> Table:
               interval_cell(row), Number(row.p_value, "p"), Number(row.p_holm, "p"), seeds_cell(row),
               compared_over(row), row.verdict, row.verdict_reason] for row in rows]
     return Table(list(CLAIMS_COLUMNS), cells, row_classes=[row.verdict for row in rows], role="claims", group_by=1,
-                 group_titles=dict(COMPARISON_TITLES))
+                 group_titles={name: comparison.title for name, comparison in COMPARISONS.items()})
 
 
 def claims_section(report: ClaimsReport) -> Section:

@@ -9,7 +9,7 @@ A spec is a YAML mapping:
     grid: {loss.beta: [1, 4], train.seed: [0, 1]}           # every combination
     zip: [{loss.perceptual: [null, lpips-vgg], loss.convention: [additive, convex]}]  # in step
     analyze: true                  # analyse each run after training (RUN_DIR/analysis.json)
-    analysis_images: 2000          # images encoded by the analysis
+    analysis_images: 2000          # images encoded by the analysis (default "auto")
     analysis_quick: true           # smaller disentanglement estimates in the analysis
     analysis: {disentanglement: false, distortion_images: 128, seed: 0}  # any AnalysisOptions field
     executors: {ensemble: {max_models: 16}}  # options of an executor, used when it runs the sweep
@@ -30,6 +30,7 @@ import yaml
 
 from vaelens import config as config_module
 from vaelens.analysis.options import AnalysisOptions
+from vaelens.analysis.sample_size import DEFAULT_IMAGES
 from vaelens.config import ConfigError
 from vaelens.dotted import flatten_dotted
 from vaelens.sweep.executors import executor_options
@@ -52,8 +53,8 @@ class SweepSpec:
     """Groups of dotted key -> equal-length lists whose i-th values go together in one run."""
     analyze: bool = True
     """Analyse each finished run (RUN_DIR/analysis.json)."""
-    analysis_images: int = 2000
-    """Images the analysis encodes per run."""
+    analysis_images: int | str = DEFAULT_IMAGES
+    """Images the analysis encodes per run, or "auto" (vaelens.analysis.sample_size)."""
     analysis_quick: bool = True
     """Use the analysis' smaller disentanglement estimates."""
     analysis: dict = field(default_factory=dict)
