@@ -27,8 +27,8 @@ def analyze_target(run_dir=None, *, model_spec: str | None = None, data_spec: st
                    device: str = "auto", progress: bool = True, allow_diverged: bool = False,
                    disentanglement: bool = True, probe: bool = False) -> tuple[Path, dict]:
     """Analyse a run directory (through `analyze_run`, as sweeps do), or a pretrained model given as
-    diffusers:PATH on data NAME[:PATH]. `max_images`: a count or "auto" (None: DEFAULT_IMAGES); `probe` runs the mechanistic probe
-    (a pretrained model has no training objective, so there it is recorded as skipped)."""
+    diffusers:PATH on data NAME[:PATH]. `max_images`: a count or "auto" (None: DEFAULT_IMAGES); `probe` runs the
+    mechanistic probe (a pretrained model has no training objective, so there it is recorded as skipped)."""
     max_images = DEFAULT_IMAGES if max_images is None else max_images
     if (run_dir is None) == (model_spec is None):
         raise ValueError("give either a run directory or --model diffusers:PATH (not both)")
