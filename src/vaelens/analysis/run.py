@@ -64,6 +64,7 @@ from vaelens.analysis.probe import run_probe
 from vaelens.analysis.sample_size import DEFAULT_IMAGES, check_image_count, encode_for_analysis
 from vaelens.dotted import flatten_dotted
 from vaelens.io import atomic_write_json
+from vaelens.metrics.disentangle import dci, factorvae_score, mutual_information_gap, sap_score
 from vaelens.metrics.distortion import distortion_report
 from vaelens.models.base import VAE, PosteriorEncoder
 from vaelens.sampling import random_subset
@@ -119,8 +120,6 @@ def _disentanglement(model, data, encoded, device, seed: int, quick: bool) -> di
     encoded codes are in storage order, which on dSprites is sorted by factor); FactorVAE where the
     data can render images for any factors. A score the sample cannot support (e.g. a factor that
     does not vary in it) is recorded as `<score>_skipped` with the reason."""
-    from vaelens.metrics.disentangle import dci, factorvae_score, mutual_information_gap, sap_score
-
     factors = data.factors.classes[encoded.indices]
     codes = encoded.mu.flatten(1)
     train, test = disentanglement_split(len(codes), seed)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from vaelens.analysis.options import AnalysisOptions
 from vaelens.analysis.run import analyze, write_analysis
+from vaelens.data import load_dataset
 from vaelens.devices import resolve_device
+from vaelens.runs import load_run
 from vaelens.training.rundir import RunDirectory
 
 logger = logging.getLogger("vaelens")
@@ -23,9 +25,6 @@ def analyze_run(run_dir, options: AnalysisOptions | None = None, *, data_config=
     the run directory (or `out`). Returns (path, results). The results record which checkpoint step was
     measured and the run's status; a diverged run is refused unless `allow_diverged`, and then analysed
     at its last good checkpoint with a warning."""
-    from vaelens.data import load_dataset
-    from vaelens.runs import load_run
-
     options = (options or AnalysisOptions()).check()
     directory = RunDirectory(run_dir)
     status = directory.status()

@@ -8,14 +8,15 @@ from vaelens.analysis.options import AnalysisOptions
 from vaelens.analysis.run import analyze, write_analysis
 from vaelens.analysis.sample_size import DEFAULT_IMAGES
 from vaelens.analysis.saved_run import analyze_run
+from vaelens.config import DataConfig
+from vaelens.data import load_dataset
 from vaelens.devices import resolve_device
+from vaelens.pretrained import load_diffusers_autoencoder
 from vaelens.training.rundir import RunDirectory
 
 
 def _data_config(spec: str, image_size: int, base=None):
     """DataConfig of --data NAME[:PATH] at `image_size`, other fields from `base` (or the defaults)."""
-    from vaelens.config import DataConfig
-
     name, _, path = spec.partition(":")
     config = DataConfig(**vars(base)) if base is not None else DataConfig()
     config.name, config.path, config.image_size = name, path or None, image_size
@@ -47,9 +48,6 @@ def analyze_target(run_dir=None, *, model_spec: str | None = None, data_spec: st
 def _analyze_pretrained(model_spec: str, data_spec: str | None, image_size: int | None, out, max_images, quick: bool,
                         device, progress: bool, disentanglement: bool, probe: bool) -> tuple[Path, dict]:
     """A diffusers AutoencoderKL on every image of the given data (none of it was its training split)."""
-    from vaelens.data import load_dataset
-    from vaelens.pretrained import load_diffusers_autoencoder
-
     kind, _, path = model_spec.partition(":")
     if kind != "diffusers" or not path:
         raise ValueError(f"unknown --model '{model_spec}'; use diffusers:PATH to a local AutoencoderKL folder")

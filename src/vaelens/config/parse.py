@@ -17,6 +17,7 @@ import yaml
 
 from vaelens.config.sections import SECTIONS, RunConfig
 from vaelens.dotted import flatten_dotted
+from vaelens.io import atomic_write_text
 
 
 class ConfigError(ValueError):
@@ -211,6 +212,4 @@ def resolve(preset: str | None = None, config_file: str | Path | None = None,
 
 def save_yaml(config, path: str | Path) -> None:
     """Write the fully resolved config atomically."""
-    from vaelens.io import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(to_dict(config), sort_keys=False))

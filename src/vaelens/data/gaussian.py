@@ -21,14 +21,13 @@ import torch
 
 from vaelens.data.base import TensorImageData, check_config, decode_float, split_indices
 from vaelens.data.npz import read_npz
+from vaelens.io import atomic_path
 
 DEFAULT_NUM_SAMPLES = 4096
 
 
 def write_gaussian_source(path, covariance, mean=None, num_samples: int = DEFAULT_NUM_SAMPLES) -> Path:
     """Save the .npz file the `gaussian` data set reads (written atomically)."""
-    from vaelens.io import atomic_path
-
     covariance = np.asarray(covariance, dtype=np.float64)
     arrays = {"covariance": covariance, "num_samples": np.array(int(num_samples))}
     if mean is not None:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from vaelens import __version__
+from vaelens.data import load_dataset
 from vaelens.devices import resolve_device
 from vaelens.errors import VaelensError
 from vaelens.features.network import DEFAULT_WIDTHS, FeatureNetwork
@@ -84,8 +86,6 @@ def _held_out_set(test_data, max_images: int, seed: int, device) -> tuple[torch.
 
 def _load_splits(data_config, batch_size: int, device):
     """(training split on `device`, test split) of `data_config`, checked for what fitting needs."""
-    from vaelens.data import load_dataset
-
     train_data = load_dataset(data_config, split="train").to(device)
     test_data = load_dataset(data_config, split="test")
     if batch_size > train_data.num_images:
@@ -134,8 +134,6 @@ def fit_feature_network(data_config, method: str, steps: int, batch_size: int = 
     optimisation settings, training objective (first step and final), held-out metrics before
     (`held_out_at_init`) and after (`held_out`) fitting, architecture, versions and date.
     """
-    from vaelens import __version__
-
     _check_arguments(method, steps, batch_size, lr, seed)
     device = resolve_device(device)
     started = time.perf_counter()

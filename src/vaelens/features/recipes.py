@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vaelens.config import DataConfig
 from vaelens.features.fit import fit_feature_network
 
 
@@ -63,8 +64,6 @@ def fit_recipe(name: str, *, steps: int | None = None, progress: bool = True, de
 
     Returns (network, metadata) as `fit_feature_network`, with a "recipe" entry added.
     """
-    from vaelens.config import DataConfig
-
     recipe = recipe_for(name)
     used_steps = recipe.steps if steps is None else steps
     network, metadata = fit_feature_network(DataConfig(**recipe.data), recipe.method, used_steps,

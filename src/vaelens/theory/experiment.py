@@ -19,10 +19,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vaelens.io import atomic_write_json
+from vaelens.config import resolve
+from vaelens.data import load_dataset
+from vaelens.data.gaussian import write_gaussian_source
+from vaelens.io import atomic_path, atomic_write_json
 from vaelens.losses.objective import kl_per_unit
 from vaelens.theory.config import SOURCES, TheoryConfig
 from vaelens.theory.linear import linear_vae_optimum, scale_for_gaussian_likelihood
+from vaelens.theory.plots import plot_theory
 from vaelens.theory.sources import (
     CONVENTION_METRICS,
     convention_metrics,
@@ -32,6 +36,7 @@ from vaelens.theory.sources import (
     parse_spectrum,
     perceptual_metric,
 )
+from vaelens.training import train
 
 ACTIVE_THRESHOLD = 0.01
 """Burda et al. (2016): unit j is active when Var_x(mu_j) exceeds this (trained and predicted alike)."""
@@ -68,16 +73,12 @@ def prepare_source(name: str, config: TheoryConfig, folder: Path) -> tuple[list[
     n = config.side**2
     common = ["data.test_fraction=0.0", f"data.seed={config.seed}", f"data.image_size={config.side}"]
     if name == "gaussian":
-        from vaelens.data.gaussian import write_gaussian_source
-
         eigenvalues = parse_spectrum(config.spectrum, n)
         covariance = covariance_with_spectrum(eigenvalues, config.seed)
         path = write_gaussian_source(folder / "gaussian.npz", covariance, np.full(n, 0.5), config.num_samples)
         description = {"kind": "Gaussian N(0.5, Q diag(spectrum) Q^T), Q a seeded random rotation",
                        "spectrum": config.spectrum, "population_eigenvalues": eigenvalues.tolist()}
         return ["data.name=gaussian", f"data.path={path}", *common], description
-    from vaelens.io import atomic_path
-
     images = natural_patch_images(config.side, config.num_samples, config.seed)
     path = folder / "natural.npz"
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
@@ -158,9 +159,6 @@ def perceptual_effect(runs: list[dict]) -> dict:
 
 def _train_run(data_overrides: list[str], metric_path: Path, beta: float, config: TheoryConfig,
                run_dir: Path, batch_size: int):
-    from vaelens.config import resolve
-    from vaelens.training import train
-
     overrides = [*data_overrides, "model.name=linear", f"model.latent_dim={config.latent_dim}",
                  "loss.likelihood=gaussian", f"loss.sigma={config.sigma}", f"loss.beta={beta}",
                  f"loss.metric={metric_path}", f"train.steps={config.steps}", f"train.lr={config.lr}",
@@ -185,9 +183,6 @@ def run_theory(config: TheoryConfig, out_dir: str | Path) -> dict:
 def _prepare_sources(config: TheoryConfig, out_dir: Path, network, network_description: dict) -> dict:
     """Per source: write its vectors and convention metrics under out_dir/sources; return
     (data overrides, images, covariance, metrics, betas, description) for the runs."""
-    from vaelens.config import resolve
-    from vaelens.data import load_dataset
-
     (out_dir / "sources").mkdir(parents=True, exist_ok=True)
     prepared = {}
     for name in config.sources:
@@ -226,8 +221,6 @@ def _report(config: TheoryConfig, results: dict) -> dict:
 
 
 def _run_theory(config: TheoryConfig, out_dir: Path) -> dict:
-    from vaelens.theory.plots import plot_theory
-
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty; choose a new output directory for vaelens theory")
     scale = scale_for_gaussian_likelihood(config.sigma)

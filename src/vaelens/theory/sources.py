@@ -13,7 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vaelens.data.natural import load_natural
 from vaelens.distances.features import feature_distance
+from vaelens.features import load_feature_network, resolve_feature_network
+from vaelens.features.network import FeatureNetwork
 from vaelens.sampling import random_subset
 from vaelens.theory.metric import dataset_metric
 
@@ -62,8 +65,6 @@ def natural_patch_images(side: int, count: int, seed: int) -> torch.Tensor:
     side x side: (N, 1, side, side) float32 in [0, 1]; a seeded subset of `count` when there are more."""
     from types import SimpleNamespace
 
-    from vaelens.data.natural import load_natural
-
     if side > 32 or 32 % side:
         raise ValueError(f"image side must divide 32 (natural patches are averaged down from 32 x 32), got {side}")
     config = SimpleNamespace(name="natural", path=None, subset=None, image_size=32, grayscale=True,
@@ -76,9 +77,6 @@ def natural_patch_images(side: int, count: int, seed: int) -> torch.Tensor:
 def feature_network(spec: str, channels: int, side: int, seed: int):
     """The feature network whose Jacobian defines G: 'random' (a seeded, untrained vaelens
     FeatureNetwork with widths 16, 32) or a fitted one by name / .safetensors file."""
-    from vaelens.features import load_feature_network, resolve_feature_network
-    from vaelens.features.network import FeatureNetwork
-
     if spec == RANDOM_FEATURES:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

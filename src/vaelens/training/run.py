@@ -25,6 +25,7 @@ from vaelens.training.convergence import convergence
 from vaelens.training.images import save_image_grids
 from vaelens.training.rundir import GoodCheckpoint, RunDirectory, logger
 from vaelens.training.setup import RunParts, build_parts, dry_run
+from vaelens.training.tensorboard import TensorBoardLog
 
 DIVERGENCE_ADVICE = "Lower train.lr, set train.grad_clip, or check the data for NaN/Inf values."
 
@@ -112,8 +113,6 @@ class TrainingRun:
         with self.directory.metrics_log() as metrics:
             self._metrics = metrics
             if self.config.train.tensorboard:
-                from vaelens.training.tensorboard import TensorBoardLog
-
                 self._tensorboard = TensorBoardLog(self.directory.tensorboard_folder)
             try:
                 yield self

@@ -11,6 +11,7 @@ from vaelens.config import RunConfig, check_config
 from vaelens.losses import VAEObjective, build_objective
 from vaelens.models import VAE, build_model
 from vaelens.sampling import random_subset
+from vaelens.training.tensorboard import check_available
 
 
 @dataclass
@@ -78,8 +79,6 @@ def check_training_config(config: RunConfig) -> None:
     and the combinations the trainer refuses."""
     check_config(config)
     if config.train.tensorboard:
-        from vaelens.training.tensorboard import check_available
-
         check_available()
     if config.train.cuda_graph and config.train.lr_schedule != "constant":
         raise ValueError(f"train.cuda_graph=true replays Adam with the learning rate it was captured with, so it "
