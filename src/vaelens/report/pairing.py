@@ -17,10 +17,6 @@ from vaelens.config import pairing_setup, to_dict
 from vaelens.losses.terms import compared_fields
 from vaelens.training.sweepdir import RunRecord
 
-COMPARED_TERMS = compared_fields()
-"""Config fields declared with these terms (every registered term, and the convex share) are what a neural run
-and its baseline differ in (vaelens.losses.terms)."""
-
 Pair = tuple[RunRecord, RunRecord]
 """(neural run, its pointwise baseline)."""
 
@@ -36,7 +32,8 @@ def _setup_key(record: RunRecord, convention: str, per_beta: bool) -> str:
     fields' roles): all but the compared terms' fields, the seed (paired on), the convention (given) and,
     for curves over the beta grid, beta."""
     exclude = ("train.seed", "loss.convention") + (() if per_beta else ("loss.beta",))
-    setup = pairing_setup(to_dict(record.config) if record.config is not None else {}, COMPARED_TERMS,
+    # The fields of every registered term (and the convex share) are what a neural run and its baseline differ in.
+    setup = pairing_setup(to_dict(record.config) if record.config is not None else {}, compared_fields(),
                           exclude=exclude)
     return json.dumps({**setup, "convention": convention}, sort_keys=True, default=str)
 
