@@ -127,7 +127,7 @@ def test_a_tiny_study_runs_every_family_end_to_end(tmp_path, monkeypatch):
     assert families == set(FAMILIES)
     claims = json.loads((tmp_path / "study" / "claims.json").read_text())
     compared = {row["neural_family"] for row in claims["results"] if row["n_pairs"] == 2}
-    assert report.is_file() and compared == {"+perceptual", "+adversarial", "+both"}
+    assert report.page.is_file() and compared == {"+perceptual", "+adversarial", "+both"}
 
 
 def test_ldm_runs_use_latent_diffusions_own_perceptual_weight():
