@@ -64,6 +64,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("distortion.ms_ssim", ("distortion.ms_ssim",), "MS-SSIM", "dimensionless", "higher", distortion=True),
     Quantity("distortion.feature", ("distortion.feature",), "feature distance", "dimensionless", "lower",
              distortion=True),
+    Quantity("distortion.effnet_lite0", ("distortion.effnet_lite0",), "EfficientNet-Lite0 distance (ImageNet)",
+             "dimensionless", "lower", distortion=True),
 )
 """In results.csv's column order."""
 

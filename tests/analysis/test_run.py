@@ -47,6 +47,7 @@ def test_cli_analyze_writes_flat_documented_json_and_figures(trained_run, capsys
     assert results["disentanglement.quick"] is True
     # LPIPS is measured where its ImageNet backbone is installed, and otherwise says what is missing.
     assert "distortion.lpips_alex" in results or "LPIPS backbone" in results["distortion.lpips_alex_skipped"]
+    assert results["distortion.effnet_lite0"] > 0  # the ImageNet distance installs with vaelens: always measured
     for name in FIGURES:
         with Image.open(trained_run / "analysis" / name) as figure:
             assert figure.format == "PNG" and min(figure.size) > 10

@@ -138,3 +138,13 @@ def test_distortion_report_keys_and_skips(empty_hub, make_images):
     assert "lpips_alex" not in report and "alexnet-owt-7be5be79.pth" in report["lpips_alex_skipped"]
     random = distortion_report(x, x_hat, lpips_net="alex", lpips_random_backbone=True)
     assert random["lpips_alex_RANDOM_backbone"] > 0
+
+
+def test_the_report_scores_the_imagenet_distance_offline(make_images):
+    x = make_images(3, c=3, size=32, seed=1, dtype=torch.float32)
+    noisy = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    report = distortion_report(x, noisy, imagenet_features=True)
+    assert report["effnet_lite0"] > 0 and distortion_report(x, x, imagenet_features=True)["effnet_lite0"] < 1e-6
+    assert "effnet_lite0" not in distortion_report(x, noisy)
+    two_channels = distortion_report(x[:, :2], noisy[:, :2], imagenet_features=True)
+    assert "effnet_lite0" not in two_channels and "1 or 3" in two_channels["effnet_lite0_skipped"]

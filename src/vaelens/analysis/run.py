@@ -31,7 +31,7 @@ under `channel.` are the per-channel view (positions pooled as samples of a C-un
 | posterior_variance.* | profile of s_j = E_x sigma_j^2 (descending), log_profile (E_x log sigma_j^2), normalized_entropy, coefficient_of_variation, max_min_ratio (null if infinite), participation_ratio |
 | mean_variance.* | the same statistics for the profile of Var_x(mu_j) |
 | channel.* | spatial latents only: all the latent keys above on the channel view, plus channel.num_rows |
-| distortion.* | posterior-mean reconstructions of num_images of the encoded images drawn with seed (`random_subset(num_images of the analysis, distortion.num_images, distortion.seed)` positions in the encoded set): mse (per pixel), mse_sum (per image), psnr (dB), ssim, ms_ssim, lpips_alex (where its backbone exists), training_<term> (the run's own perceptual term); distortion_skipped where the images leave [0, 1] (e.g. the gaussian source) |
+| distortion.* | posterior-mean reconstructions of num_images of the encoded images drawn with seed (`random_subset(num_images of the analysis, distortion.num_images, distortion.seed)` positions in the encoded set): mse (per pixel), mse_sum (per image), psnr (dB), ssim, ms_ssim, effnet_lite0 (the uncalibrated LPIPS-style distance over the ImageNet EfficientNet-Lite0: always, offline; docs/perceptual.md), lpips_alex (where its backbone exists), training_<term> (the run's own perceptual term); distortion_skipped where the images leave [0, 1] (e.g. the gaussian source) |
 | reconstructions.* | indices: the data-set indices of the images in reconstructions.png (16 drawn like the distortion images, hence among them) |
 | run.* | for a run directory: status when analysed (finished, diverged, incomplete), checkpoint_step (the checkpoint measured), steps (what its config asks for) |
 | disentanglement.* | with ground-truth factors: mig (on all num_codes encoded codes), dci_disentanglement, dci_completeness, dci_informativeness_train/test, sap (trained on num_train codes, tested on num_test: `disentanglement_split(num_codes, split_seed)`), factorvae_eval/train_accuracy, factorvae_num_active_dims; quick (true: fewer trees and votes) |
@@ -95,7 +95,7 @@ def _distortions(model, objective, data, indices, device, count: int, batch_size
             return {"distortion_skipped": f"{data.name} images leave [0, 1] (range [{float(images.min()):.3g}, "
                                           f"{float(images.max()):.3g}]): PSNR, SSIM and LPIPS assume [0, 1] images"}
         reconstructions = reconstruct(model.encode(images)[0]).float().clamp(0, 1)
-        report = distortion_report(images, reconstructions, lpips_net=lpips_net)
+        report = distortion_report(images, reconstructions, lpips_net=lpips_net, imagenet_features=True)
         if perceptual is not None:
             report[f"training_{perceptual.name}"] = float(perceptual(images, reconstructions).mean())
         for key, value in report.items():

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from vaelens.distances.efficientnet import DISTANCE_NAME, CorruptWeightsError, efficientnet_distance
 from vaelens.distances.features import feature_distance
 from vaelens.distances.images import check_image_pair, check_window_fits
 from vaelens.distances.lpips import (
@@ -29,9 +30,12 @@ from vaelens.distances.lpips import (
     lpips_metric_name,
 )
 from vaelens.distances.structural import ms_ssim, ms_ssim_min_side, ssim
+from vaelens.errors import MissingDependency
 
 __all__ = ["distortion_report", "lpips_distance", "ms_ssim", "ms_ssim_min_side", "mse", "psnr", "ssim"]
 
+IMAGENET_KEY = DISTANCE_NAME.replace("-", "_")
+"""The report key of the ImageNet EfficientNet-Lite0 distance (distortion.effnet_lite0 in analysis.json)."""
 PSNR_CAP_DB = 100.0
 """PSNR given to an exact reconstruction (MSE = 0) so that averages over images stay finite."""
 
@@ -93,14 +97,16 @@ def distortion_report(
     lpips_net: str | None = None,
     lpips_random_backbone: bool = False,
     feature_fn: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None,
+    imagenet_features: bool = False,
 ) -> dict[str, float | str]:
     """Mean over images of every available distortion, as a flat dict.
 
     Keys: mse (per-pixel mean), mse_sum (per-image pixel sum, the training objective's scale),
     psnr (dB, capped at PSNR_CAP_DB), ssim, ms_ssim, `lpips_metric_name(lpips_net, ...)` when
-    lpips_net is given, and feature when feature_fn is given. A metric that cannot be computed
-    (images too small, backbone weights missing) is left out and a "<name>_skipped" key holds
-    the reason as a string.
+    lpips_net is given, feature when feature_fn is given, and effnet_lite0 (the uncalibrated LPIPS-style
+    distance over the ImageNet EfficientNet-Lite0, vaelens.distances.efficientnet: installed with vaelens, so
+    available offline) when imagenet_features is set. A metric that cannot be computed (images too small,
+    backbone weights missing) is left out and a "<name>_skipped" key holds the reason as a string.
     """
     x, x_hat = check_image_pair(x, x_hat)
     report: dict[str, float | str] = {
@@ -123,4 +129,10 @@ def distortion_report(
     if feature_fn is not None:
         with torch.no_grad():
             report["feature"] = float(feature_distance(x, x_hat, feature_fn).mean())
+    if imagenet_features:
+        try:
+            with torch.no_grad():
+                report[IMAGENET_KEY] = float(efficientnet_distance(x.float(), x_hat.float()).mean())
+        except (MissingDependency, CorruptWeightsError, ValueError) as error:
+            report[f"{IMAGENET_KEY}_skipped"] = str(error)
     return report
