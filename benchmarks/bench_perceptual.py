@@ -19,6 +19,14 @@ tensor-core peak (bench_common.DENSE_BF16_PEAK_TFLOPS; none on a CPU or an unkno
 >= 30% of it.
 
     python benchmarks/bench_perceptual.py --batch-sizes 64 256 --steps 100 --warmup 10
+
+`--distance-costs` measures something else: the seconds per image of one forward + backward (to x-hat) of each
+perceptual distance alone, at 32 and 64 px: effnet-lite0 (the ImageNet EfficientNet-Lite0, its first four
+maps), vaelens's fitted networks (features:natural-denoising on RGB, features:dsprites-supervised on grayscale;
+fitted on first use if not cached) and LPIPS-squeeze with a random backbone (the FLOPs do not depend on the
+weights). `--smoke` runs it with 2 images and 1 repeat, only to check that every row runs:
+
+    python benchmarks/bench_perceptual.py --distance-costs --device cpu --distance-batch 32 --repeats 20
 """
 
 from __future__ import annotations
@@ -43,6 +51,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from vaelens.config import resolve
 from vaelens.data import load_dataset
 from vaelens.devices import resolve_device
+from vaelens.distances.efficientnet import efficientnet_distance
+from vaelens.distances.features import feature_distance
+from vaelens.distances.lpips import build_lpips, lpips_between
+from vaelens.features import resolve_feature_network
 from vaelens.losses import build_objective
 from vaelens.models import build_model
 
@@ -122,6 +134,59 @@ def run_row(key: str, config, data, device, warmup: int, steps: int) -> tuple[fl
         return None, f"failed: {type(error).__name__}: {error}"
 
 
+DISTANCE_SIDES = (32, 64)
+DISTANCES = {"effnet-lite0": "efficientnet-lite0 (ImageNet), stem + stages 2-4, RGB",
+             "features:natural-denoising": "vaelens natural-denoising network, RGB",
+             "features:dsprites-supervised": "vaelens dsprites-supervised network, grayscale",
+             "lpips-squeeze-random": "LPIPS-squeeze, RANDOM backbone (cost only), RGB"}
+
+
+def distance_under_test(key: str, device):
+    """(distance(x, x_hat) -> (N,), channels it takes) for a row of --distance-costs."""
+    if key == "effnet-lite0":
+        return efficientnet_distance, 3
+    if key.startswith("features:"):
+        network, metadata = resolve_feature_network(key[len("features:"):], device=device)
+        return (lambda x, x_hat: feature_distance(x, x_hat, network)), metadata["in_channels"]
+    model = build_lpips("squeeze", pnet_rand=True).to(device)
+    return (lambda x, x_hat: lpips_between(model, x, x_hat)), 3
+
+
+def seconds_per_image(distance, channels: int, side: int, batch: int, repeats: int, device) -> float:
+    """Mean seconds per image of distance(x, x_hat).sum().backward() to x_hat, after one untimed call."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, channels, side, side, generator=generator).to(device)
+    x_hat = (x + 0.05 * torch.randn(x.shape, generator=generator).to(device)).clamp(0, 1).requires_grad_()
+    for repeat in range(repeats + 1):
+        if repeat == 1:
+            synchronise(device)
+            started = time.perf_counter()
+        x_hat.grad = None
+        distance(x, x_hat).sum().backward()
+    synchronise(device)
+    return (time.perf_counter() - started) / (repeats * batch)
+
+
+def distance_costs(device, batch: int, repeats: int, json_path: str | None, smoke: bool) -> None:
+    """The --distance-costs table: forward + backward seconds per image of each distance at each side."""
+    info = device_info(device)
+    print(describe_device(info))
+    if smoke:
+        print("SMOKE RUN: checks that every row runs; its milliseconds are not a timing (2 images, 1 repeat)")
+    print(f"forward + backward to x_hat, batches of {batch}, {repeats} timed repeats after 1 untimed")
+    print("| distance | side | ms / image |\n|---|---:|---:|")
+    table = []
+    for key, what in DISTANCES.items():
+        distance, channels = distance_under_test(key, device)
+        for side in DISTANCE_SIDES:
+            seconds = seconds_per_image(distance, channels, side, batch, repeats, device)
+            table.append({"distance": key, "what": what, "side": side, "channels": channels,
+                          "seconds_per_image": seconds})
+            print(f"| {what} | {side} | {1e3 * seconds:.3g} |", flush=True)
+    write_json(json_path, info, table, batch=batch, repeats=repeats, smoke=smoke,
+               units="seconds per image, forward + backward")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
@@ -131,7 +196,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rows", nargs="+", metavar="ROW", help=f"run only these rows: {', '.join(ROWS)}")
     parser.add_argument("--json", metavar="OUT", help="also write the table and device description to this file")
+    parser.add_argument("--distance-costs", action="store_true",
+                        help="time each perceptual distance alone instead (forward + backward per image)")
+    parser.add_argument("--distance-batch", type=int, default=32, help="--distance-costs: images per call")
+    parser.add_argument("--repeats", type=int, default=10, help="--distance-costs: timed calls per row")
+    parser.add_argument("--smoke", action="store_true", help="--distance-costs with 2 images and 1 repeat")
     args = parser.parse_args()
+    if args.distance_costs or args.smoke:
+        batch, repeats = (2, 1) if args.smoke else (args.distance_batch, args.repeats)
+        distance_costs(resolve_device(args.device), batch, repeats, args.json, args.smoke)
+        return
     rows_to_run = selected_rows(args.rows, list(ROWS))
     device = resolve_device(args.device)
     info = device_info(device)

@@ -85,7 +85,8 @@ class LossConfig:
     convention: Convention = result("additive")
     """How terms combine (PAPER.md section 1): additive | convex | ldm."""
     perceptual: str | None = result(None, term="perceptual")
-    """Perceptual term: lpips-vgg | lpips-alex | lpips-squeeze | features:NAME_OR_FILE | None."""
+    """Perceptual term: lpips-vgg | lpips-alex | lpips-squeeze | effnet-lite0 (ImageNet EfficientNet-Lite0, offline,
+    uncalibrated LPIPS-style) | features:NAME_OR_FILE | None."""
     perceptual_weight: float | Literal["auto"] = result(1.0, check=weight_or_auto, term="perceptual")
     """w_p: weight of the per-image perceptual distance, in every convention. "auto" measures it before
     training: the w_p that gives w_p * d_perc the pixel term's average curvature (trace of the Hessian in
