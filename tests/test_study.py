@@ -34,7 +34,9 @@ def test_quick_study_covers_families_conventions_betas_and_three_seeds():
         for variant in _variants(spec):
             assert (variant["loss.likelihood"] == "laplace") == (variant["loss.convention"] == "ldm")
             if variant["loss.perceptual"]:
-                assert variant["loss.perceptual"].startswith("features:")  # the project's own networks
+                assert variant["loss.perceptual"] == "effnet-lite0"  # the ImageNet network, nothing to fit
+    for variant in _variants(study_specs("standard")["natural"]):  # the published study keeps its networks
+        assert variant["loss.perceptual"] in (None, "features:natural-denoising")
         assert spec["overrides"]["train.steps"] == 160  # the quick scale's published length (BENCHMARKS.md)
 
 

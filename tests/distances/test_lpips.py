@@ -114,7 +114,7 @@ def test_readable_file_that_is_not_the_backbone_is_named(empty_hub, content, rea
 
 def test_corrupt_backbone_in_training_analysis_and_cli(empty_hub, tmp_path, monkeypatch, capsys, make_images):
     _write_backbone(empty_hub, "alex", b"not a checkpoint")
-    with pytest.raises(CorruptBackboneError, match="To train offline instead, use loss.perceptual=features:NAME"):
+    with pytest.raises(CorruptBackboneError, match="To train offline instead, use loss.perceptual=effnet-lite0"):
         build_objective(LossConfig(perceptual="lpips-alex"), (3, 64, 64))
     x = make_images(n=2, c=3, size=64)
     report = distortion_report(x, x.flip(0), lpips_net="alex")

@@ -83,7 +83,7 @@ class LossConfig:
     learned_sigma: LearnedSigma = result("scalar")
     """gaussian_learned: one log-sigma for all pixels (scalar) or one per pixel (pixel)."""
     convention: Convention = result("additive")
-    """How terms combine (PAPER.md section 1): additive | convex | ldm."""
+    """How terms combine (docs/science.md, "Objectives and weighting conventions"): additive | convex | ldm."""
     perceptual: str | None = result(None, term="perceptual")
     """Perceptual term: lpips-vgg | lpips-alex | lpips-squeeze | effnet-lite0 (ImageNet EfficientNet-Lite0, offline,
     uncalibrated LPIPS-style) | features:NAME_OR_FILE | None."""

@@ -31,6 +31,7 @@ from vaelens.distances.lpips import (
     lpips_between,
     lpips_metric_name,
 )
+from vaelens.features.store import load_feature_network, resolve_feature_network
 
 
 class PerceptualTerm:
@@ -52,8 +53,8 @@ def _lpips_term(net: str, random_backbone: bool, device) -> PerceptualTerm:
     try:
         shared = build_lpips(net, pnet_rand=random_backbone)
     except (MissingBackboneError, CorruptBackboneError) as error:
-        raise type(error)(f"{error} To train offline instead, use loss.perceptual=features:NAME "
-                          "(e.g. the sd-vae-offline preset, which uses features:natural-denoising).") from error
+        raise type(error)(f"{error} To train offline instead, use loss.perceptual={DISTANCE_NAME} (the ImageNet "
+                          "EfficientNet-Lite0 installed with vaelens; the sd-vae-offline preset uses it).") from error
     # build_lpips caches one shared module; a private copy can move to this run's device.
     model = copy.deepcopy(shared).to(device).eval()
 
@@ -79,8 +80,6 @@ def _efficientnet_term(device) -> PerceptualTerm:
 
 
 def _feature_term(source: str, channels: int, device) -> PerceptualTerm:
-    from vaelens.features import load_feature_network, resolve_feature_network
-
     if Path(source).expanduser().suffix == ".safetensors":
         network, metadata = load_feature_network(str(Path(source).expanduser()), device=device)
     else:
