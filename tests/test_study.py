@@ -9,7 +9,7 @@ import pytest
 from vaelens.config import resolve
 from vaelens.demo import demo_spec
 from vaelens.losses.families import loss_family
-from vaelens.study import FAMILIES, SCALES, StudyScale, run_study, study_spec, study_specs, write_index
+from vaelens.study import FAMILIES, SCALES, StudyScale, run_study, study_design, study_spec, study_specs, write_index
 
 
 def _variants(spec):
@@ -94,9 +94,15 @@ def test_write_index_makes_the_study_folder_a_sweep_directory(tmp_path):
     index = read_json(tmp_path / "sweep.json")
     assert index["runs"] == [{"id": "dsprites/abc", "dir": "dsprites/runs/abc", "axes": {"loss.beta": 1.0},
                               "status": "finished", "error": None, "seconds": None}]
-    assert index["claims"] == {"leave_out_still_improving": True}  # what `vaelens report OUT` follows
-    write_index(tmp_path, {"dsprites": tmp_path / "dsprites"}, {"dsprites": {}}, leave_out_still_improving=False)
-    assert read_json(tmp_path / "sweep.json")["claims"] == {"leave_out_still_improving": False}
+    # what `vaelens report OUT` follows: the plateau rule, and the design the specs declare (none here)
+    assert index["claims"] == {"leave_out_still_improving": True, "design": None}
+    design = study_design(SCALES["standard"]).to_json()
+    write_index(tmp_path, {"dsprites": tmp_path / "dsprites"}, {"dsprites": {"claims": design}},
+                leave_out_still_improving=False)
+    assert read_json(tmp_path / "sweep.json")["claims"] == {"leave_out_still_improving": False, "design": design}
+    assert design["primary_setting"] == {"dataset": "natural-32", "convention": "additive",
+                                         "neural_family": "+perceptual"}
+    assert design["rate_windows"] == {"dsprites-64": [10.0, 14.0], "natural-32": [20.0, 50.0]}
 
 
 def test_demo_spec_is_accepted_by_the_sweep_package(tmp_path):

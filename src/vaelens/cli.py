@@ -1,5 +1,5 @@
-"""The `vaelens` command line: train, config, analyze, sweep, report, publish, plateau, reproduce, theory, demo,
-fit-features.
+"""The `vaelens` command line: train, config, analyze, sweep, report, plan, publish, plateau, reproduce, theory,
+demo, fit-features.
 
 Each command's handler imports what it runs when it runs, so that `vaelens --help`, a typo in an option and
 `vaelens config` answer without importing torch and matplotlib (seconds on a small machine); the executors'
@@ -134,6 +134,32 @@ def command_report(args) -> int:
     return 0
 
 
+def claims_of(path: str):
+    """The ClaimsReport of a sweep or study directory (evaluated from its runs) or of a claims.json file."""
+    from vaelens.io import read_json
+    from vaelens.report import ClaimsReport
+    from vaelens.report.build import sweep_claims
+    from vaelens.training.sweepdir import SweepDirectory
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist; give a sweep or study directory or a claims.json file")
+    if Path(path).is_file():
+        return ClaimsReport.from_json(read_json(Path(path)))
+    return sweep_claims(SweepDirectory(path).load())
+
+
+def command_plan(args) -> int:
+    from vaelens.io import atomic_write_json
+    from vaelens.report.planner import plan, plan_text
+
+    seed_counts = [int(word) for word in args.seeds.split(",")]
+    result = plan(claims_of(args.path), seed_counts=seed_counts, replications=args.replications)
+    if args.json:
+        atomic_write_json(Path(args.json), result.to_json())
+    print(plan_text(result) + (f"\nplan written: {args.json}" if args.json else ""))
+    return 0
+
+
 def command_reproduce(args) -> int:
     from vaelens.report import claims_text
     from vaelens.study import reproduce
@@ -262,6 +288,15 @@ def _add_report_parser(commands) -> None:
     report.set_defaults(handler=command_report)
 
 
+def _add_plan_parser(commands) -> None:
+    planning = commands.add_parser("plan", help="the power of the primary family per seed count (docs/planning.md)")
+    planning.add_argument("path", help="a sweep or study directory (with sweep.json) or a claims.json file")
+    planning.add_argument("--seeds", default="3,5,8,10,20", help="seed counts the table shows (default 3,5,8,10,20)")
+    planning.add_argument("--replications", type=int, default=4000, help="Monte Carlo replications (default 4000)")
+    planning.add_argument("--json", help="also write the plan as JSON to this file")
+    planning.set_defaults(handler=command_plan)
+
+
 def _add_publish_parser(commands) -> None:
     publish = commands.add_parser("publish", help="rewrite a study document's generated blocks (claims tables, "
                                                   "verdict counts, convergence, figures) from a study directory")
@@ -328,8 +363,8 @@ def build_parser(executor_options: bool = True) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     with_executors = (_add_sweep_parser, _add_reproduce_parser)
     for add_parser in (_add_train_parser, _add_config_parser, _add_analyze_parser, _add_sweep_parser,
-                       _add_report_parser, _add_publish_parser, _add_plateau_parser, _add_reproduce_parser,
-                       _add_demo_parser, add_fit_features_parser, add_theory_parser):
+                       _add_report_parser, _add_plan_parser, _add_publish_parser, _add_plateau_parser,
+                       _add_reproduce_parser, _add_demo_parser, add_fit_features_parser, add_theory_parser):
         if add_parser in with_executors:
             add_parser(commands, executor_options)
         else:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaelens.analysis.plateau import check_runs
+from vaelens.claims_design import DEFAULT_DESIGN, ClaimsDesign, Setting, validated
 from vaelens.devices import resolve_device
 from vaelens.features import resolve_feature_network
 from vaelens.losses.families import split_convention_label
@@ -81,6 +82,9 @@ class StudyScale:
     perceptual: str | dict | None = None
     """loss.perceptual of the +perceptual and +both runs (e.g. effnet-lite0, the ImageNet network), or data set
     -> that; None: the data set's own fitted network (DATASETS' features), as the published study used."""
+    rate_windows: dict | None = None
+    """Data set -> (low, high) rate in nats over which the C4 (matched-rate) rows average, declared before the
+    study runs (vaelens.claims_design); None, or a data set not listed: the range every seed's curves cover."""
 
     def for_dataset(self, name: str, dataset: str):
         """The value of field `name` (steps, subset) for `dataset`: the field itself, or its entry for it."""
@@ -110,6 +114,8 @@ SCALES = {
                                          "natural": {"+adversarial": (2.0, 8.0), "+both": (2.0, 8.0)}},
                            variant_steps={"natural": {("additive+learned-sigma", "pointwise"): 4000,
                                                       ("additive+learned-sigma", "+perceptual"): 4000}},
+                           # the windows the previous run of this design covered in every seed (C4 rows)
+                           rate_windows={"dsprites": (10.0, 14.0), "natural": (20.0, 50.0)},
                            variants={"dsprites": (("additive", "pointwise"), ("additive", "+perceptual")),
                                      "natural": (("additive", "pointwise"), ("additive", "+perceptual"),
                                                  ("additive", "+adversarial"), ("additive", "+both"),
@@ -237,6 +243,20 @@ def beta_axes(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: st
     return {}, _with_variant_steps(dataset, scale, zipped, entry_pairs)
 
 
+def dataset_label(dataset: str, scale: StudyScale) -> str:
+    """How the claims name a study data set: name and image side (natural-32)."""
+    return f"{dataset}-{scale.natural_image_size if dataset == 'natural' else 64}"
+
+
+def study_design(scale: StudyScale) -> ClaimsDesign:
+    """The study's claims design, declared before it runs: the default endpoints and bounds, the primary family on
+    natural patches with the additive +perceptual loss (the SD-style setting the claims are about), the scale's rate
+    windows."""
+    windows = {dataset_label(dataset, scale): tuple(window) for dataset, window in (scale.rate_windows or {}).items()}
+    return validated(dataclasses.replace(DEFAULT_DESIGN, primary_setting=Setting(dataset_label("natural", scale)),
+                                         rate_windows=windows, declared_by="the study spec (vaelens.study)"))
+
+
 def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: str | None = None) -> dict:
     """The sweep spec (vaelens.sweep format) of one data set of the study."""
     if dataset not in DATASETS:
@@ -256,6 +276,7 @@ def study_spec(dataset: str, scale: StudyScale, families=FAMILIES, perceptual: s
     return {"name": f"study-{dataset}", "preset": settings["preset"], "overrides": overrides,
             "grid": {**grid, "train.seed": list(scale.seeds)}, "zip": [variants],
             "analyze": True, "analysis_images": scale.analysis_images, "analysis_quick": True,
+            "claims": study_design(scale).to_json(),
             "analysis": {"distortion_images": scale.distortion_images if scale.analysis_images == "auto"
                          else min(scale.distortion_images, scale.analysis_images),
                          "disentanglement": scale.disentanglement,
@@ -271,15 +292,17 @@ def study_specs(scale_name: str, datasets=tuple(DATASETS), families=FAMILIES) ->
 
 def write_index(out_dir: Path, sweep_dirs: dict[str, Path], specs: dict[str, dict],
                 leave_out_still_improving: bool = True) -> Path:
-    """OUT/sweep.json listing the runs of every sub-sweep with paths relative to OUT, and how the claims treat
-    runs still improving (vaelens.report.claims; the report reads it, so `vaelens report OUT` agrees)."""
+    """OUT/sweep.json listing the runs of every sub-sweep with paths relative to OUT, how the claims treat runs
+    still improving and the claims' design the specs declare (vaelens.report.claims; the report reads both, so
+    `vaelens report OUT` agrees)."""
     runs = []
     for name, sweep_dir in sweep_dirs.items():
         for entry in SweepDirectory(sweep_dir).read_index().runs:
             runs.append(dataclasses.replace(entry, run_id=f"{name}/{entry.run_id}",
                                             dir=str((sweep_dir / entry.dir).relative_to(out_dir))))
+    designs = [spec["claims"] for spec in specs.values() if spec.get("claims")]
     study = SweepDirectory(out_dir)
-    study.write_index(SweepIndex({"study": specs}, runs, leave_out_still_improving))
+    study.write_index(SweepIndex({"study": specs}, runs, leave_out_still_improving, designs[0] if designs else None))
     return study.index_path
 
 

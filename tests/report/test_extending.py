@@ -77,6 +77,8 @@ def test_a_new_comparison_reaches_the_claims_the_page_and_the_document(make_run,
     assert payload.comparisons["matched_information"].startswith("per seed")
     isoscore = next(row for row in rows if row.metric == "isoscore_active")
     assert isoscore.overlap.variable == "mutual_information" and isoscore.n_pairs == 3
+    # not a declared endpoint: its rows are exploratory, shown under their own heading and never decided
+    assert {row.test_family for row in rows} == {"exploratory"} and {row.verdict for row in rows} == {"exploratory"}
     section = claims_section(payload)
     assert "<td>matched_information</td>" in render_page("claims", [section])
-    assert "#### Matched I(x; z)" in block_markdown(section.items)
+    assert "#### Exploratory: Matched I(x; z)" in block_markdown(section.items)

@@ -12,14 +12,15 @@ from vaelens.cli import main
 from vaelens.io import read_json
 from vaelens.report import build_report
 from vaelens.report.claims import COMPARISONS
-from vaelens.report.claims_content import CLAIMS_COLUMNS
+from vaelens.report.claims_content import DECIDED_COLUMNS, EXPLORATORY_COLUMNS, FAMILY_TITLES
 from vaelens.report.publish import publish, read_claims
 from vaelens.report.render_markdown import cell_number
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK_NAMES = ("provenance", "verdicts", "claims", "convergence", "plateau", "probe", "probe-rate", "figures")
-NUMERIC_FIELDS = {"effect": "effect", "95% CI (raw)": ("ci_low", "ci_high"), "p": "p_value", "p (Holm)": "p_holm",
-                  "seeds": "n_pairs"}
+NUMERIC_FIELDS = {"effect": "effect", "95% CI (raw)": ("ci_low", "ci_high"), "p": "p_value", "p (raw)": "p_value",
+                  "p (adjusted)": "p_adjusted", "p equivalence (adjusted)": "p_equivalence_adjusted",
+                  "p sign-flip (raw)": "p_sign_flip", "seeds": "n_pairs"}
 """Claims-table columns holding numbers -> the ClaimRow field(s) they print."""
 TEMPLATE = "# A study\n\nProse before.\n\n" + "".join(
     f"<!-- vaelens:{name} -->\nstale\n<!-- /vaelens:{name} -->\n\nProse after {name}.\n\n" for name in BLOCK_NAMES)
@@ -50,26 +51,39 @@ def _tables(text: str) -> dict[str, list[list[str]]]:
     return tables
 
 
+def _table_groups(payload):
+    """(heading, header, expected rows, outcome column) of each claims table the document prints: the decided
+    families, then the exploratory rows by comparison."""
+    groups = [(FAMILY_TITLES[family], DECIDED_COLUMNS, payload.family_rows(family), "outcome")
+              for family in ("primary", "secondary")]
+    exploratory = [column for column in EXPLORATORY_COLUMNS if column != "comparison"]
+    groups += [(f"Exploratory: {entry.title}", exploratory,
+                [row for row in payload.family_rows("exploratory") if row.comparison == name], None)
+               for name, entry in COMPARISONS.items()]
+    return groups
+
+
 def test_every_number_in_the_claims_tables_comes_from_claims_json(published):
     study, document = published
     payload = read_claims(study)
     tables = _tables(document.read_text())
     checked = 0
-    for comparison, title in ((name, entry.title) for name, entry in COMPARISONS.items()):
-        expected = [row for row in payload.pooled_rows() if row.comparison == comparison]
+    for title, columns, expected, outcome in _table_groups(payload):
         if not expected:
             assert title not in tables
             continue
         header, *rows = tables[title]
-        assert header == [column for column in CLAIMS_COLUMNS if column != "comparison"]
-        assert len(rows) == len(expected)
+        assert header == columns and len(rows) == len(expected)
         for cells, row in zip(rows, expected):
             cell = dict(zip(header, cells))
-            assert (cell["claim"], cell["dataset"], cell["family"], cell["verdict"]) == (
-                row.claim, row.dataset, row.neural_family, row.verdict)
+            assert cell["claim"] == row.claim and (outcome is None or cell[outcome] == row.verdict)
             for column, fields in NUMERIC_FIELDS.items():
+                if column not in cell:
+                    continue
                 if isinstance(fields, tuple):
                     assert cell[column] == "[" + ", ".join(cell_number(getattr(row, f)) for f in fields) + "]"
+                elif column == "seeds":
+                    assert cell[column].split(" ")[0] == cell_number(getattr(row, fields))
                 else:
                     assert cell[column] == cell_number(getattr(row, fields))
                 checked += 1
@@ -79,10 +93,12 @@ def test_every_number_in_the_claims_tables_comes_from_claims_json(published):
 def test_verdict_counts_add_up_to_claims_json(published):
     study, document = published
     payload = read_claims(study)
-    counts = {cells[0]: cells for cells in _tables("#### verdicts\n" + document.read_text())["verdicts"][1:]}
-    pooled = counts["all pooled rows"]
-    assert sum(int(n) for n in pooled[2:]) == len(payload.pooled_rows())
-    assert sum(int(n) for n in counts["every row (per-beta too)"][2:]) == len(payload.results)
+    table = _tables("#### verdicts\n" + document.read_text())["verdicts"]
+    decided = [cells for cells in table[1:] if cells[0] in ("primary", "secondary")]
+    assert sum(int(n) for cells in decided for n in cells[2:]) == len(payload.family_rows("primary")) + len(
+        payload.family_rows("secondary"))
+    exploratory = next(cells for cells in table[1:] if cells[0] == "exploratory")
+    assert exploratory[-1] == f"{len(payload.family_rows('exploratory'))} pooled rows, no decision"
 
 
 def test_prose_is_kept_and_figures_are_written_and_linked(published):

@@ -6,7 +6,16 @@ import random
 import pytest
 from scipy import stats
 
-from vaelens.report.statistics import holm_adjust, t_interval, t_test, verdict
+from vaelens.report.statistics import (
+    bh_adjust,
+    equivalence_test,
+    holm_adjust,
+    sign_flip_test,
+    step_down_adjust,
+    t_interval,
+    t_test,
+    verdict,
+)
 
 
 def test_t_interval_matches_scipy_and_needs_two_values():
@@ -29,7 +38,8 @@ def test_t_test_matches_closed_forms_of_the_t_distribution():
     # df = 1 is the Cauchy distribution: [0, 2] has t = 1 / (sqrt(2) / sqrt(2)) = 1, p = 2 (1/2 - atan(1) / pi) = 1/2
     assert t_test([0.0, 2.0]) == pytest.approx(0.5)
     assert t_test([0.7]) is None
-    assert t_test([0.25, 0.25, 0.25]) == 0.0 and t_test([0.0, 0.0]) == 1.0  # no spread: the limits of t
+    # no spread: no estimate of the noise, so no p-value (rounding noise included: [0.1] * 3 has sd ~1e-17)
+    assert t_test([0.25, 0.25, 0.25]) is None and t_test([0.0, 0.0]) is None and t_test([0.1] * 3) is None
 
 
 def test_raw_p_below_alpha_exactly_when_the_interval_excludes_zero():
@@ -75,3 +85,59 @@ def test_a_two_sided_claim_is_supported_on_either_side_and_never_contradicted():
     assert verdict(0.001, 0.3, 0) == "supported"
     assert verdict(0.001, -0.3, 0) == "supported"
     assert verdict(0.5, 0.01, 0) == "inconclusive"
+
+
+def test_an_equivalence_decided_reads_no_effect_before_a_difference():
+    assert verdict(0.5, 0.01, +1, p_equivalence_adjusted=0.01) == "no effect"
+    assert verdict(0.001, 0.01, 0, p_equivalence_adjusted=0.01) == "no effect"  # detected, but below the bound
+    assert verdict(0.5, 0.01, +1, p_equivalence_adjusted=0.2) == "inconclusive"
+
+
+def test_tost_is_the_larger_one_sided_p_and_matches_the_shifted_t_tests():
+    values = [0.01, -0.02, 0.0, 0.015, 0.005]
+    lower = stats.ttest_1samp([v + 0.05 for v in values], 0, alternative="greater").pvalue
+    upper = stats.ttest_1samp([v - 0.05 for v in values], 0, alternative="less").pvalue
+    assert equivalence_test(values, 0.05) == pytest.approx(max(lower, upper))
+    # below alpha exactly when the 90% t interval lies inside (-bound, bound)
+    _, low, high = t_interval(values, confidence=0.90)
+    for bound in (0.01, 0.02, 0.03, 0.05):
+        assert (equivalence_test(values, bound) < 0.05) == (-bound < low and high < bound)
+    with pytest.raises(ValueError, match="positive"):
+        equivalence_test(values, 0.0)
+
+
+def test_sign_flip_p_is_exact_and_floors_at_two_over_two_to_the_n():
+    assert sign_flip_test([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2 / 32)
+    assert sign_flip_test([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]) == pytest.approx(2 / 256)
+    # [1, -1, 2]: |mean| 2/3; patterns with |sum| >= 2: (+,-,+), (-,+,-), (+,+,+), (-,-,-), (-,-,+), (+,+,-)
+    assert sign_flip_test([1.0, -1.0, 2.0]) == pytest.approx(6 / 8)
+    assert sign_flip_test([0.3]) is None and sign_flip_test([0.2, 0.2, 0.2]) is None
+    # beyond the exact range: 2^16 seeded patterns, close to the exact tail
+    values = [float(v) for v in random.Random(1).sample(range(-5, 30), 18)]
+    assert 0 < sign_flip_test(values) < 0.01
+
+
+def test_grouped_step_down_counts_endpoints_and_bh_matches_a_hand_example():
+    # two endpoints, each a difference and an equivalence test; at most one null per endpoint can hold
+    assert step_down_adjust([0.01, 0.02, 0.03, 0.04], [0, 0, 1, 1]) == pytest.approx([0.02, 0.04, 0.04, 0.04])
+    assert step_down_adjust([0.01, 0.04, 0.03, 0.005]) == holm_adjust([0.01, 0.04, 0.03, 0.005])
+    with pytest.raises(ValueError, match="group labels"):
+        step_down_adjust([0.1, 0.2], [0])
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4p/rank: 0.02, 0.02, 0.04, 0.04 (each the min over later ranks)
+    assert bh_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert bh_adjust([]) == []
+
+
+def test_the_grouped_step_down_keeps_the_family_wise_error_with_one_true_null_per_endpoint():
+    # four endpoints at effect 0 with a bound: the difference nulls are true, the equivalence nulls false
+    rng = random.Random(2)
+    errors = 0
+    for _ in range(2000):
+        p_values, groups = [], []
+        for endpoint in range(4):
+            values = [rng.gauss(0.0, 1.0) for _ in range(6)]
+            p_values += [t_test(values), equivalence_test(values, 2.0)]
+            groups += [endpoint, endpoint]
+        adjusted = step_down_adjust(p_values, groups)
+        errors += any(adjusted[i] < 0.05 for i in range(0, 8, 2))
+    assert errors / 2000 <= 0.05 + 2 * (0.05 * 0.95 / 2000) ** 0.5, errors

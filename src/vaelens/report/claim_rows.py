@@ -57,7 +57,7 @@ class ClaimRow:
     ci_high: float | None
     """Upper end."""
     p_value: float | None
-    """Two-sided t-test p of mean 0 (raw); None with fewer than 2 seeds."""
+    """Two-sided t-test p of mean 0 (raw); None with fewer than 2 seeds or no spread."""
     n_pairs: int
     """Seeds compared."""
     seeds: list[int]
@@ -66,16 +66,39 @@ class ClaimRow:
     """What a curve comparison averaged over; None at matched beta."""
     predicted_sign: str
     """negative, positive or non-zero: what the claim predicts."""
-    p_holm: float | None = None
-    """Holm-adjusted p over the report's family of rows."""
+    test_family: str = "exploratory"
+    """primary | secondary | exploratory (vaelens.claims_design): which family of tests the row belongs to."""
+    sd: float | None = None
+    """Sample standard deviation (ddof 1) of the paired differences over seeds: the noise a power plan reads."""
+    p_adjusted: float | None = None
+    """The difference p adjusted within its family (Holm in the primary, Benjamini-Hochberg in the secondary); None
+    for exploratory rows and rows without a p-value."""
+    p_sign_flip: float | None = None
+    """Two-sided exact sign-flip p of mean 0 (raw), which assumes no normality."""
+    p_sign_flip_adjusted: float | None = None
+    """The sign-flip p adjusted like p_adjusted (a check on the t test's normality, not a second decision)."""
+    bound: float | None = None
+    """The declared smallest effect of interest (equivalence bound), metric units; None where none is declared."""
+    p_equivalence: float | None = None
+    """TOST p of |effect| >= bound (raw)."""
+    p_equivalence_adjusted: float | None = None
+    """The TOST p adjusted within the family, alongside the difference p."""
     verdict: str = "inconclusive"
-    """supported | contradicted | inconclusive."""
+    """supported | contradicted | no effect | inconclusive; exploratory for rows outside both families."""
     verdict_basis: str = ""
-    """What decided it: holm, single_seed, saturated, bounded_by_sample, no_overlap, too_few_betas."""
+    """What decided it: adjusted, too_few_seeds, no_spread, saturated, bounded_by_sample, mixed_views, no_overlap,
+    too_few_betas, exploratory."""
     verdict_reason: str = ""
     """The decision in words."""
     seeds_not_on_plateau: list[int] = field(default_factory=list)
     """Seeds whose runs at this row's betas the plateau check left out."""
+    betas_pooled: list = field(default_factory=list)
+    """The betas a pooled matched-beta row averaged over (each with at least 2 seeds); empty for other rows."""
+    imputed: list = field(default_factory=list)
+    """[seed, beta] cells of a pooled row filled from the additive seed + beta model (a run missing there)."""
+    seeds_dropped: list = field(default_factory=list)
+    """{"seed", "reason"} for each seed the row could not use: its curves miss the rate window, too few of its betas,
+    a pair read from different views."""
 
     @property
     def pooled(self) -> bool:
@@ -86,6 +109,10 @@ class ClaimRow:
 
     @classmethod
     def from_json(cls, values: dict) -> ClaimRow:
+        """A row of claims.json; rows of an earlier version (3: Holm over every row) read with p_holm as p_adjusted."""
+        values = dict(values)
+        if "p_holm" in values:
+            values["p_adjusted"] = values.pop("p_holm")
         overlap = values.get("overlap")
         return cls(**{**values, "overlap": Overlap(**overlap) if overlap is not None else None})
 
@@ -140,13 +167,23 @@ class ClaimsReport:
     """Claim id -> statement, metrics, primary metric, predicted sign, comparisons."""
     results: list[ClaimRow]
     """Every row, per-beta rows included."""
+    design: dict = field(default_factory=dict)
+    """The declared design (vaelens.claims_design) with each family's size, recorded before any result."""
+    power: list = field(default_factory=list)
+    """Each primary endpoint's power at this study's seed count (vaelens.report.planner), from its own spread."""
 
     def pooled_rows(self) -> list[ClaimRow]:
         """The results pooled over betas (matched-beta pooled rows and every curve comparison): the claims table."""
         return [row for row in self.results if row.pooled]
 
+    def family_rows(self, family: str) -> list[ClaimRow]:
+        """The pooled rows of one test family (primary, secondary, exploratory), in report order."""
+        return [row for row in self.pooled_rows() if row.test_family == family]
+
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        # the design first: it was declared before the data
+        return {"version": values.pop("version"), "design": values.pop("design"), **values}
 
     @classmethod
     def from_json(cls, values: dict) -> ClaimsReport:

@@ -1,35 +1,47 @@
-"""The claims of the paper tested on a sweep: paired effects, t-intervals over seeds, Holm-adjusted verdicts.
+"""The claims of the paper tested on a sweep under a declared design: paired effects, t intervals over seeds, and
+decisions within declared families of tests.
 
 Three comparisons (docs/science.md, "How a claim is tested"; exact formulas in docs/claims.md):
 - matched_beta: neural-loss run minus pointwise run at the same data set, beta, seed and setup
-  (vaelens.report.pairing), per beta and pooled over betas;
+  (vaelens.report.pairing), per beta and pooled over betas (a missing run imputed, vaelens.report.pooling);
 - matched_rate (C4): per seed, the mean difference of the geometry metric between the two families'
-  metric-vs-rate curves over the rate range both cover (vaelens.report.matching);
+  metric-vs-rate curves over the declared rate window (vaelens.report.matching, vaelens.report.pooling);
 - matched_distortion (C1): the same with rate (and I(x; z)) as functions of pixel MSE.
-Every row with at least two seeds gets a Student t interval (raw) and a two-sided t-test p-value;
-Holm's step-down method adjusts the p-values over all such rows of the report, and the verdict
-reads the adjusted p-value (vaelens.report.statistics.verdict). A row whose estimates sit at an
-estimator limit (saturated I(x; z), geometry bounded by the sample) or whose curves do not overlap
-is `inconclusive` whatever its numbers, and `verdict_reason` says why. Runs that the paired plateau check
-(vaelens.analysis.plateau) found still improving are left out of every comparison, and claims.json lists them.
-The quantities each claim is tested with come from the registry (vaelens.quantities).
+The design (vaelens.claims_design) names one endpoint per claim, its smallest effect of interest and the primary
+setting; vaelens.report.decide puts each row in the primary, secondary or exploratory family, adjusts each family
+(Holm, Benjamini-Hochberg) and reads the outcome: supported, contradicted, no effect (equivalence within the bound)
+or inconclusive. A row whose estimates sit at an estimator limit, or whose curves share no range, is withheld
+(`inconclusive`, the reason in `verdict_reason`). Runs that the paired plateau check (vaelens.analysis.plateau) found
+still improving are left out of every comparison, and claims.json lists them. The quantities each claim is tested
+with come from the registry (vaelens.quantities).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from vaelens.claims_design import DEFAULT_DESIGN, ClaimsDesign, Endpoint, resolve_primary
 from vaelens.io import atomic_write_json
 from vaelens.quantities import claim_quantities, quantity_of
 from vaelens.report import pairing
 from vaelens.report.claim_rows import POOLED, ClaimRow, ClaimsReport, LeftOutRun, Overlap, PlateauOutcome
+from vaelens.report.decide import FAMILY_RULES, Tested, adjust, assign_families, decide, family_sizes
 from vaelens.report.matching import common_span, make_curve, matched_difference
-from vaelens.report.statistics import ALPHA, CONFIDENCE, holm_adjust, t_interval, t_test, verdict
+from vaelens.report.pooling import curve_window, pool_over_betas
+from vaelens.report.statistics import (
+    CONFIDENCE,
+    equivalence_test,
+    mean_and_sd,
+    sign_flip_test,
+    t_interval,
+    t_test,
+)
 from vaelens.training.sweepdir import RunRecord
 
-CLAIMS_VERSION = 3
+CLAIMS_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -92,23 +104,16 @@ COMPARISONS = {comparison.name: comparison for comparison in (
 )}
 """Every comparison, in the order the report and STUDY.md show them. A new one is an entry here and its name in
 the claims it tests."""
-MULTIPLICITY = {
-    "method": "Holm step-down",
-    "alpha": ALPHA,
-    "family": "every result row of this report with a p-value (all claims, metrics, comparisons, data sets, "
-              "conventions, families, per-beta and pooled rows), rows withheld at an estimator limit included",
-    "p_value": "two-sided one-sample t test of mean 0 over seeds (df = n - 1), from the same t statistic as "
-               "the interval; for a directional claim it is the pair of one-sided tests at alpha/2, one per "
-               "verdict side",
-    "adjustment": "with m p-values sorted ascending, p_holm(i) = max over j <= i of min(1, (m - j + 1) p(j))",
-    "controls": "the probability of any false supported or contradicted verdict in the report is at most alpha",
-}
-VERDICT_RULE = ("directional claims (C1-C3): supported if the Holm-adjusted p < 0.05 with the effect on the predicted "
-                "side, contradicted if p_holm < 0.05 on the other side; C4 (two-sided): supported if p_holm < 0.05 "
-                "on either side, never contradicted (no equivalence margin is declared; the raw interval bounds "
-                "the difference instead); inconclusive otherwise, with fewer than 2 seeds, when a run's estimate "
-                "is at an estimator limit (saturated I(x;z), geometry bounded by N <= d) or when the curves of a "
-                "matched comparison share no range")
+P_VALUES = ("difference: two-sided one-sample t test of mean 0 over seeds (df = n - 1), from the same t statistic "
+            "as the interval (a directional claim's two outcomes are the one-sided tests at alpha/2); equivalence: "
+            "two one-sided t tests (TOST) of |mean| >= the declared bound; sign-flip: the exact two-sided "
+            "permutation p over the 2^n sign patterns of the differences, which assumes no normality")
+VERDICT_RULE = ("in the primary and secondary families: supported if the adjusted difference p < alpha with the effect "
+                "on the predicted side (either side for C4), contradicted if on the other side; otherwise no effect if "
+                "the adjusted equivalence p < alpha (the effect is within the declared bound); otherwise inconclusive, "
+                "and inconclusive with fewer seeds than the design's minimum, without spread, when a run's estimate is "
+                "at an estimator limit (saturated I(x;z), geometry bounded by N <= d) or when the curves of a matched "
+                "comparison share no range; exploratory rows are not decided")
 PLATEAU_POLICY = ("a run whose plateau.json says it was still improving (the paired plateau check, `vaelens "
                   "plateau`) is left out of every comparison: its pairs and its point on its seed's curve are dropped, "
                   "so a matched-beta row has fewer seeds (n) and a curve fewer points, and each row lists the seeds "
@@ -116,16 +121,6 @@ PLATEAU_POLICY = ("a run whose plateau.json says it was still improving (the pai
 PLATEAU_NOT_APPLIED = ("this sweep asked for every run to take part (a demonstration too short to reach the plateau): "
                        "runs still improving are listed in runs_still_improving but not left out, so the verdicts "
                        "are a smoke test of the pipeline, not evidence")
-
-
-@dataclass
-class _Tested:
-    """A row before the Holm pass, with what decides it besides its p-value."""
-
-    row: ClaimRow
-    withheld: tuple[str, str] | None
-    """(basis, reason) when an estimator limit or the curves' layout rules out a verdict."""
-    direction: int
 
 
 def plateau_exclusions(records: list[RunRecord]) -> list[LeftOutRun]:
@@ -154,38 +149,81 @@ def _limit_reason(runs: list[RunRecord], metric: str) -> tuple[str, str] | None:
 
 
 def _row(claim: Claim, comparison: str, metric: str, group: tuple, beta, differences: dict[int, float],
-         runs: list[RunRecord], overlap: Overlap | None = None, withheld: tuple[str, str] | None = None) -> _Tested:
+         runs: list[RunRecord], overlap: Overlap | None = None, withheld: tuple[str, str] | None = None,
+         endpoint: Endpoint | None = None) -> Tested:
     dataset, convention, family = group
-    effect, low, high = t_interval(list(differences.values()))
+    values = list(differences.values())
+    effect, low, high = t_interval(values)
     keys = sorted({run.metric_key(metric) for run in runs} - {None})
     row = ClaimRow(claim.claim_id, comparison, metric, " | ".join(keys) if keys else None, quantity_of(metric).units,
                    dataset, convention, pairing.baseline_convention(convention), family, beta, effect, low, high,
-                   t_test(list(differences.values())), len(differences), sorted(differences), overlap,
-                   claim.predicted_sign)
-    return _Tested(row, withheld or _limit_reason(runs, metric), claim.direction)
+                   t_test(values), len(differences), sorted(differences), overlap, claim.predicted_sign)
+    row.sd = mean_and_sd(values)[1] if values else None
+    row.p_sign_flip = sign_flip_test(values)
+    if endpoint is not None and endpoint.bound is not None and beta == POOLED:
+        row.p_equivalence = equivalence_test(values, endpoint.bound)
+    return Tested(row, withheld or _limit_reason(runs, metric), claim.direction, endpoint)
 
 
-def _matched_beta_rows(claim: Claim, metric: str, paired: dict) -> list[_Tested]:
-    """Pooled (POOLED: per seed, the mean difference over the betas that seed has at every beta of the group)
-    and per-beta rows of one metric."""
+def _one_view(runs, metric: str, endpoint: Endpoint | None) -> bool:
+    """Whether `runs` read `metric` from one analysis key (the endpoint's, where it declares one): an IsoScore of the
+    active units against one of all units would measure the view, not the loss."""
+    keys = {run.metric_key(metric) for run in runs} - {None}
+    return len(keys) == 1 and (endpoint is None or endpoint.key is None or keys == {endpoint.key})
+
+
+def _view_reason(metric: str, endpoint: Endpoint | None) -> str:
+    if endpoint is not None and endpoint.key is not None:
+        return f"a run's {metric} is not read from {endpoint.key} (the endpoint's unit set)"
+    return f"its runs read {metric} from different analysis keys (views)"
+
+
+def _usable_pairs(paired: dict, metric: str, endpoint: Endpoint | None) -> tuple[dict, dict]:
+    """(group -> beta -> {seed: pair} with the metric in both runs of one view, group -> the pairs withheld)."""
     by_group: dict[tuple, dict] = {}
+    withheld: dict[tuple, list] = {}
     for (dataset, convention, family, beta), pairs in paired.items():
-        usable = {seed: pair for seed, pair in pairs.items()
-                  if pair[0].metric(metric) is not None and pair[1].metric(metric) is not None}
+        group, usable = (dataset, convention, family), {}
+        for seed, pair in pairs.items():
+            if pair[0].metric(metric) is None or pair[1].metric(metric) is None:
+                continue
+            if _one_view(pair, metric, endpoint):
+                usable[seed] = pair
+            else:
+                withheld.setdefault(group, []).append({"seed": seed, "beta": beta,
+                                                       "reason": _view_reason(metric, endpoint)})
         if usable:
-            by_group.setdefault((dataset, convention, family), {})[beta] = usable
+            by_group.setdefault(group, {})[beta] = usable
+    return by_group, withheld
+
+
+def _matched_beta_rows(claim: Claim, metric: str, paired: dict, endpoint: Endpoint | None) -> list[Tested]:
+    """Pooled (POOLED: per seed, the mean difference over the group's betas, a missing run imputed; pooling) and
+    per-beta rows of one metric."""
+    by_group, withheld = _usable_pairs(paired, metric, endpoint)
     rows = []
+    for group in sorted(set(withheld) - set(by_group), key=str):  # every pair withheld: the row says so
+        tested = _row(claim, "matched_beta", metric, group, POOLED, {}, [], None,
+                      ("mixed_views", f"every pair withheld: {withheld[group][0]['reason']}"), endpoint)
+        tested.row.seeds_dropped = withheld[group]
+        rows.append(tested)
     for group in sorted(by_group, key=str):
-        per_beta = {beta: {seed: (n, b, n.metric(metric) - b.metric(metric)) for seed, (n, b) in pairs.items()}
-                    for beta, pairs in by_group[group].items()}
-        common = set.intersection(*(set(pairs) for pairs in per_beta.values()))
-        pooled = {seed: sum(pairs[seed][2] for pairs in per_beta.values()) / len(per_beta) for seed in common}
-        runs = [run for pairs in per_beta.values() for seed in common for run in pairs[seed][:2]]
-        rows.append(_row(claim, "matched_beta", metric, group, POOLED, pooled, runs))
+        per_beta = by_group[group]
+        differences = {beta: {seed: neural.metric(metric) - baseline.metric(metric)
+                              for seed, (neural, baseline) in pairs.items()} for beta, pairs in per_beta.items()}
+        pooled = pool_over_betas(differences)
+        runs = [run for beta in pooled.betas for seed, pair in per_beta[beta].items() if seed in pooled.per_seed
+                for run in pair]
+        tested = _row(claim, "matched_beta", metric, group, POOLED, pooled.per_seed, runs, endpoint=endpoint)
+        tested.row.betas_pooled, tested.row.imputed = pooled.betas, pooled.imputed
+        tested.row.seeds_dropped = withheld.get(group, []) + pooled.dropped
+        rows.append(tested)
         for beta in sorted(per_beta):
             pairs = per_beta[beta]
-            rows.append(_row(claim, "matched_beta", metric, group, beta, {s: p[2] for s, p in pairs.items()},
-                             [run for p in pairs.values() for run in p[:2]]))
+            tested = _row(claim, "matched_beta", metric, group, beta, differences[beta],
+                          [run for pair in pairs.values() for run in pair], endpoint=endpoint)
+            tested.row.seeds_dropped = [cell for cell in withheld.get(group, []) if cell["beta"] == beta]
+            rows.append(tested)
     return rows
 
 
@@ -198,99 +236,108 @@ def _span_text(curves: list) -> str:
     return "none" if span is None else f"[{math.exp(span[0]):.4g}, {math.exp(span[1]):.4g}]"
 
 
-def _matched_curve_row(claim: Claim, comparison: str, metric: str, group: tuple, by_seed: dict) -> _Tested:
-    """One pooled row of a curve comparison: every seed's neural and pointwise curves, the common range."""
+def _no_window_reason(x_metric: str, x_units: str, curves: dict, declared) -> str:
+    if declared is not None:
+        return (f"no overlap: no seed's curves cover the declared {x_metric} window [{declared[0]:g}, {declared[1]:g}] "
+                f"({x_units})")
+    return (f"no overlap: the {x_metric} ranges every seed's pointwise curve covers "
+            f"({_span_text([p[1] for p in curves.values()])}) and every seed's neural curve covers "
+            f"({_span_text([p[0] for p in curves.values()])}) share no range ({x_units})")
+
+
+def _matched_curve_row(claim: Claim, comparison: str, metric: str, group: tuple, by_seed: dict,
+                       design: ClaimsDesign, endpoint: Endpoint | None) -> Tested:
+    """One pooled row of a curve comparison: each seed's neural and pointwise curves over the row's window."""
     x_metric = COMPARISONS[comparison].along
     x_units = quantity_of(x_metric).units
-    curves = {seed: (_curve(neural, x_metric, metric), _curve(baseline, x_metric, metric))
-              for seed, (neural, baseline) in by_seed.items()}
-    curves = {seed: pair for seed, pair in curves.items() if None not in pair}
+    curves, dropped = {}, []
+    for seed, (neural, baseline) in by_seed.items():
+        pair = (_curve(neural, x_metric, metric), _curve(baseline, x_metric, metric))
+        if None in pair:
+            continue
+        if _one_view([*neural, *baseline], metric, endpoint):
+            curves[seed] = pair
+        else:
+            dropped.append({"seed": seed, "reason": _view_reason(metric, endpoint)})
     overlap = Overlap(x_metric, x_units)
     if not curves:
         reason = "fewer than 2 betas per curve: no seed has both curves through 2 distinct values of " + x_metric
-        return _row(claim, comparison, metric, group, POOLED, {}, [], overlap, ("too_few_betas", reason))
-    span = common_span([curve for pair in curves.values() for curve in pair])
-    if span is None:
-        reason = (f"no overlap: the {x_metric} ranges every seed's pointwise curve covers "
-                  f"({_span_text([p[1] for p in curves.values()])}) and every seed's neural curve covers "
-                  f"({_span_text([p[0] for p in curves.values()])}) share no range ({x_units})")
-        return _row(claim, comparison, metric, group, POOLED, {}, [], overlap, ("no_overlap", reason))
-    overlap.low, overlap.high = math.exp(span[0]), math.exp(span[1])
-    differences = {seed: matched_difference(neural, baseline, span) for seed, (neural, baseline) in curves.items()}
-    runs = [run for seed in curves for side in by_seed[seed] for run in side]
-    return _row(claim, comparison, metric, group, POOLED, differences, runs, overlap)
+        tested = _row(claim, comparison, metric, group, POOLED, {}, [], overlap, ("too_few_betas", reason), endpoint)
+        tested.row.seeds_dropped = dropped
+        return tested
+    declared = design.rate_window(group[0]) if x_metric == "rate" else None
+    window = curve_window(curves, declared)
+    dropped += window.dropped
+    if window.span is None or not window.seeds:
+        tested = _row(claim, comparison, metric, group, POOLED, {}, [], overlap,
+                      ("no_overlap", _no_window_reason(x_metric, x_units, curves, declared)), endpoint)
+    else:
+        overlap.low, overlap.high = math.exp(window.span[0]), math.exp(window.span[1])
+        differences = {seed: matched_difference(*curves[seed], window.span) for seed in window.seeds}
+        runs = [run for seed in window.seeds for side in by_seed[seed] for run in side]
+        tested = _row(claim, comparison, metric, group, POOLED, differences, runs, overlap, endpoint=endpoint)
+    tested.row.seeds_dropped = sorted(dropped, key=lambda item: item["seed"])
+    return tested
 
 
-def _decide(tested: _Tested) -> None:
-    """Fill verdict, verdict_basis and verdict_reason of a row whose p_holm is set."""
-    row = tested.row
-    if tested.withheld:
-        row.verdict, (row.verdict_basis, row.verdict_reason) = "inconclusive", tested.withheld
-        return
-    if row.p_holm is None:
-        row.verdict, row.verdict_basis = "inconclusive", "single_seed"
-        row.verdict_reason = f"{row.n_pairs} seed(s): no interval or p-value"
-        return
-    row.verdict = verdict(row.p_holm, row.effect, tested.direction)
-    row.verdict_basis = "holm"
-    reason = f"Holm-adjusted p = {row.p_holm:.3g} {'<' if row.p_holm < ALPHA else '>='} {ALPHA}"
-    if row.verdict == "supported":
-        reason += ", effect on the predicted side" if tested.direction else ", effect non-zero"
-    elif row.verdict == "contradicted":
-        reason += ", effect on the side opposite to the prediction"
-    elif tested.direction == 0 and row.ci_low is not None:
-        bound = max(abs(row.ci_low), abs(row.ci_high))
-        reason += f"; the raw 95% interval bounds |effect| by {bound:.3g} (no equivalence margin is declared)"
-    row.verdict_reason = reason
-
-
-def apply_holm(tested: list[_Tested]) -> None:
-    """Set p_holm on every row with a p-value (Holm over all of them), then each row's verdict."""
-    with_p = [item.row for item in tested if item.row.p_value is not None]
-    for row, adjusted in zip(with_p, holm_adjust([row.p_value for row in with_p])):
-        row.p_holm = adjusted
-    for item in tested:
-        _decide(item)
-
-
-def _tested_rows(records: list[RunRecord]) -> list[_Tested]:
+def _tested_rows(records: list[RunRecord], design: ClaimsDesign) -> list[Tested]:
     paired, curves = pairing.paired_runs(records), pairing.curve_runs(records)
     tested = []
     for claim in CLAIMS:
         for comparison in claim.comparisons:
             for metric in claim.metrics:
+                endpoint = design.endpoint(claim.claim_id, comparison, metric)
                 if COMPARISONS[comparison].along is None:
-                    tested += _matched_beta_rows(claim, metric, paired)
+                    tested += _matched_beta_rows(claim, metric, paired, endpoint)
                 else:
-                    tested += [_matched_curve_row(claim, comparison, metric, group, curves[group])
+                    tested += [_matched_curve_row(claim, comparison, metric, group, curves[group], design, endpoint)
                                for group in sorted(curves, key=str)]
     return tested
 
 
-def evaluate_claims(records: list[RunRecord], leave_out_still_improving: bool = True) -> ClaimsReport:
+def _design_record(design: ClaimsDesign, tested: list[Tested]) -> dict:
+    """The design as claims.json records it: as declared, the primary setting it resolved to, each family's rule and
+    size."""
+    settings = [(item.row.dataset, item.row.convention, item.row.neural_family) for item in tested if item.endpoint]
+    primary, chosen_by = resolve_primary(design, settings)
+    assign_families(tested, primary)
+    sizes = family_sizes(tested, design)
+    return {**design.to_json(), "primary_setting": vars(primary), "primary_setting_chosen_by": chosen_by,
+            "families": {family: {"rule": rule, **sizes[family]} for family, rule in FAMILY_RULES.items()}}
+
+
+def evaluate_claims(records: list[RunRecord], leave_out_still_improving: bool = True,
+                    design: ClaimsDesign | None = None) -> ClaimsReport:
     """claims.json: one row per claim x metric x comparison x data set x convention x neural family (and per beta
-    at matched beta), every verdict Holm-adjusted over all rows. Runs the plateau check found still improving are
-    left out (PLATEAU_POLICY) unless `leave_out_still_improving` is False."""
+    at matched beta), each in its family of `design` (DEFAULT_DESIGN when None) and decided there. Runs the plateau
+    check found still improving are left out (PLATEAU_POLICY) unless `leave_out_still_improving` is False."""
+    design = design or DEFAULT_DESIGN
     still_improving = plateau_exclusions(records)
     excluded = still_improving if leave_out_still_improving else []
     left_out = {run.run for run in excluded}
-    tested = _tested_rows([record for record in records if record.run_id not in left_out])
-    apply_holm(tested)
+    tested = _tested_rows([record for record in records if record.run_id not in left_out], design)
+    design_record = _design_record(design, tested)
+    adjust(tested, design)
+    for item in tested:
+        decide(item, design)
     rows = [item.row for item in tested]
     for row in rows:
         row.seeds_not_on_plateau = _lost_seeds(row, excluded)
     return ClaimsReport(
-        version=CLAIMS_VERSION, units="nats", confidence=CONFIDENCE, alpha=ALPHA,
+        version=CLAIMS_VERSION, units="nats", confidence=CONFIDENCE, alpha=design.alpha,
         comparisons={name: comparison.method for name, comparison in COMPARISONS.items()},
         interval="two-sided Student t interval of the paired differences over seeds (raw: not adjusted)",
-        multiplicity={**MULTIPLICITY, "tests": sum(row.p_value is not None for row in rows)},
+        multiplicity={"families": {family: FAMILY_RULES[family] for family in FAMILY_RULES}, "p_values": P_VALUES,
+                      "alpha": design.alpha, "tests": sum(row.p_adjusted is not None for row in rows)},
         verdict_rule=VERDICT_RULE,
         plateau=PlateauOutcome(PLATEAU_POLICY if leave_out_still_improving else PLATEAU_NOT_APPLIED,
                                leave_out_still_improving, still_improving, excluded),
         claims={claim.claim_id: {"statement": claim.statement, "metrics": list(claim.metrics),
                                  "primary_metric": claim.metrics[0], "predicted_sign": claim.predicted_sign,
-                                 "comparisons": list(claim.comparisons)} for claim in CLAIMS},
-        results=rows)
+                                 "comparisons": list(claim.comparisons),
+                                 "endpoint": next((dataclasses.asdict(endpoint) for endpoint in design.endpoints
+                                                   if endpoint.claim == claim.claim_id), None)} for claim in CLAIMS},
+        results=rows, design=design_record)
 
 
 def write_claims(report: ClaimsReport, path: Path) -> Path:

@@ -20,6 +20,7 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f2f2f2; }
 .supported { background: #d8f5d0; } .contradicted { background: #f8d4d4; } .inconclusive { background: #f4f4f4; }
+.no-effect { background: #dde8f8; }
 figure { margin: 1.2em 0; } figcaption { font-size: 0.85em; color: #555; }
 img { max-width: 100%; } .error { color: #a00; }
 summary { cursor: pointer; margin: 0.4em 0; }

@@ -73,7 +73,7 @@ def run_sweep(spec, out_dir, executor: str = "local", progress: bool = True, **o
     pending = [task for task in tasks if runs[task.run_id].status == "pending"]
 
     def write() -> None:
-        directory.write_index(SweepIndex(spec_to_dict(spec), list(runs.values())))
+        directory.write_index(SweepIndex(spec_to_dict(spec), list(runs.values()), design=spec.claims or None))
 
     write()
     skipped = len(tasks) - len(pending)

@@ -31,6 +31,7 @@ import yaml
 from vaelens import config as config_module
 from vaelens.analysis.options import AnalysisOptions
 from vaelens.analysis.sample_size import DEFAULT_IMAGES
+from vaelens.claims_design import ClaimsDesign
 from vaelens.config import ConfigError
 from vaelens.dotted import flatten_dotted
 from vaelens.sweep.executors import executor_options
@@ -63,6 +64,9 @@ class SweepSpec:
     executors: dict = field(default_factory=dict)
     """Executor name -> its options (e.g. ensemble: {max_models: 16}), used when that executor runs the sweep;
     command-line options override them."""
+    claims: dict = field(default_factory=dict)
+    """The claims' design, declared before the data (vaelens.claims_design.ClaimsDesign fields: primary_setting,
+    endpoints, rate_windows, alpha, min_seeds); the report decides by it. Empty: the default design."""
 
     def analysis_options(self) -> AnalysisOptions:
         """How each run of the sweep is analysed (unknown option names are an error naming the valid ones)."""
@@ -127,6 +131,10 @@ def _validate(spec: SweepSpec, where: str) -> SweepSpec:
             executor_options(name, options if isinstance(options, dict) else {})
         except (ValueError, TypeError) as error:
             raise ConfigError(f"{where} executors: {error}") from error
+    try:  # a design the report would refuse is refused before any model trains
+        ClaimsDesign.from_json(spec.claims or None)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{where} claims: {error}") from error
     base_config(spec)  # the preset, file and overrides must resolve on their own
     return spec
 

@@ -65,10 +65,12 @@ class SweepIndex:
     leave_out_still_improving: bool = True
     """Whether the claims leave out runs the paired plateau check found still improving (a demonstration too
     short to reach the plateau keeps them, and its claims say they are a smoke test)."""
+    design: dict | None = None
+    """The claims' design the sweep declared (vaelens.claims_design, as JSON); None: the default design."""
 
     def to_json(self) -> dict:
         return {"spec": self.spec, "runs": [entry.to_json() for entry in self.runs], "units": UNITS,
-                "claims": {"leave_out_still_improving": self.leave_out_still_improving}}
+                "claims": {"leave_out_still_improving": self.leave_out_still_improving, "design": self.design}}
 
 
 @dataclass
@@ -210,7 +212,8 @@ class SweepDirectory:
             entries.append(IndexEntry(str(entry["id"]), str(entry["dir"]), dict(entry.get("axes") or {}),
                                       str(entry["status"]), entry.get("error"), entry.get("seconds")))
         claims = index.get("claims") or {}
-        return SweepIndex(index.get("spec") or {}, entries, bool(claims.get("leave_out_still_improving", True)))
+        return SweepIndex(index.get("spec") or {}, entries, bool(claims.get("leave_out_still_improving", True)),
+                          claims.get("design"))
 
     def write_index(self, index: SweepIndex) -> None:
         atomic_write_json(self.index_path, index.to_json())
