@@ -136,6 +136,13 @@ def test_a_tiny_study_runs_every_family_end_to_end(tmp_path, monkeypatch):
     claims = json.loads((tmp_path / "study" / "claims.json").read_text())
     compared = {row["neural_family"] for row in claims["results"] if row["n_pairs"] == 2}
     assert report.page.is_file() and compared == {"+perceptual", "+adversarial", "+both"}
+    # the study's declared design decides: its primary setting is natural patches, which this cut lacks, so every
+    # dSprites endpoint is secondary and the page says the primary family is empty rather than picking another
+    assert claims["design"]["declared_by"].startswith("the study spec")
+    assert claims["design"]["primary_setting"]["dataset"] == "natural-64"
+    assert {row["test_family"] for row in claims["results"] if row["beta"] == "all"} == {"secondary", "exploratory"}
+    page = report.page.read_text()
+    assert "Primary family (one endpoint per claim, Holm): no row" in page and "<td>secondary</td>" in page
 
 
 def test_ldm_runs_use_latent_diffusions_own_perceptual_weight():
