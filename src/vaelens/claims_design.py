@@ -121,7 +121,7 @@ class ClaimsDesign:
         if values is None:
             return DEFAULT_DESIGN
         known = {item.name for item in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known - {"families"})
+        unknown = sorted(set(values) - known - set(RECORDED_KEYS))
         if unknown:
             raise ValueError(f"unknown claims design key(s) {unknown}; valid: {sorted(known)}")
         values = {key: value for key, value in values.items() if key in known}
@@ -150,6 +150,10 @@ def validated(design: ClaimsDesign) -> ClaimsDesign:
         raise ValueError(f"min_seeds must be at least 2, got {design.min_seeds}")
     return design
 
+
+RECORDED_KEYS = ("families", "primary_setting_chosen_by")
+"""Keys claims.json adds to a design's record (each family's rule and size, how the primary setting was chosen); a
+design read back from claims.json ignores them."""
 
 DEFAULT_DESIGN = ClaimsDesign()
 """The design of a sweep that declares none: ENDPOINTS, the additive +perceptual setting of the first data set that

@@ -101,3 +101,11 @@ def test_a_design_names_its_unknown_keys_and_refuses_nonsense():
         ClaimsDesign.from_json({"rate_windows": {"natural-32": [50, 20]}})
     round_trip = json.loads(json.dumps(DEFAULT_DESIGN.to_json()))
     assert ClaimsDesign.from_json(round_trip) == DEFAULT_DESIGN and ClaimsDesign.from_json(None) is DEFAULT_DESIGN
+
+
+def test_the_design_claims_json_records_reads_back_as_the_design(make_run):
+    design = ClaimsDesign(primary_setting=Setting("dsprites-64"), rate_windows={"dsprites-64": (2.0, 9.0)},
+                          declared_by="a test")
+    record = evaluate_claims(_sweep(make_run), design=design).to_json()["design"]
+    assert {"families", "primary_setting_chosen_by"} <= set(record)
+    assert ClaimsDesign.from_json(json.loads(json.dumps(record))) == design
