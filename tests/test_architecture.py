@@ -24,7 +24,7 @@ LAYERS = (
     ("report", ("vaelens.report",)),
     ("applications", ("vaelens.study", "vaelens.demo", "vaelens.theory", "vaelens.theory.experiment",
                       "vaelens.theory.cli", "vaelens.features.cli")),
-    ("command line", ("vaelens.cli",)),
+    ("command line", ("vaelens.cli", "vaelens.cli_errors")),
 )
 """Lowest first: a module may import from its own layer and the ones before it. The longest matching prefix
 places a module, so the theory's pure maths sits with the metrics and its experiment (which trains models) on

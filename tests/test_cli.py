@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from vaelens.cli import describe_os_error, main
+from vaelens.cli import main
+from vaelens.cli_errors import describe_os_error
 
 TINY = ["--preset", "dsprites-bvae", "data.subset=128", "model.channels=8", "model.hidden_dim=32",
         "model.latent_dim=4", "train.steps=6", "train.batch_size=16", "train.checkpoint_every=2",
