@@ -9,8 +9,9 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = (
-    ("base", ("vaelens.errors", "vaelens.io", "vaelens.dotted", "vaelens.lazy", "vaelens.devices", "vaelens.sampling",
-              "vaelens.posterior", "vaelens.checks", "vaelens.quantities", "vaelens.claims_design")),
+    ("base", ("vaelens.errors", "vaelens.io", "vaelens.locks", "vaelens.dotted", "vaelens.lazy", "vaelens.devices",
+              "vaelens.sampling", "vaelens.posterior", "vaelens.checks", "vaelens.quantities",
+              "vaelens.claims_design")),
     ("config", ("vaelens.config", "vaelens.options")),
     ("data", ("vaelens.data",)),
     ("models", ("vaelens.models",)),

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import pickle
 import sys
 from pathlib import Path
 
-from vaelens.cli_errors import EXPECTED_ERRORS, describe_os_error
+from vaelens.cli_errors import EXPECTED_ERRORS, describe_error, interruption_message, sigterm_as_interrupt
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -355,19 +356,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(executor_options=_command_of(argv) in EXECUTOR_COMMANDS).parse_args(argv)
     debug = args.debug or bool(os.environ.get("VAELENS_DEBUG"))
     try:
-        return args.handler(args)
-    except (*EXPECTED_ERRORS, OSError) as error:
-        message = describe_os_error(error, args.command) if isinstance(error, OSError) and not isinstance(
-            error, EXPECTED_ERRORS) else str(error)
+        with sigterm_as_interrupt():
+            return args.handler(args)
+    except (*EXPECTED_ERRORS, OSError, pickle.UnpicklingError) as error:
+        message = describe_error(error, args.command)
         if debug or message is None:
             raise
         print(f"vaelens {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"vaelens {args.command}: interrupted; a run continues from its last checkpoint with --resume",
-              file=sys.stderr)
-        return 130
-
+    except KeyboardInterrupt as error:
+        message, status = interruption_message(args.command, error)
+        print(f"vaelens {args.command}: {message}", file=sys.stderr)
+        return status
 
 if __name__ == "__main__":
     sys.exit(main())

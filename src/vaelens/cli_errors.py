@@ -5,8 +5,12 @@ permission); anything else keeps its traceback, so a bug can be traced."""
 from __future__ import annotations
 
 import errno
+import pickle
+import signal
+import threading
+from contextlib import contextmanager
 
-from vaelens.errors import VaelensError
+from vaelens.errors import UnsafePickle, VaelensError
 
 # Errors whose message already says what happened and what to do: printed as one line (--debug or
 # VAELENS_DEBUG=1 shows their traceback). Anything else, a RuntimeError from torch say, is unexpected and
@@ -33,3 +37,45 @@ def describe_os_error(error: OSError, command: str) -> str | None:
     if error.errno == errno.EROFS:
         return f"read-only file system: {where}; choose an output folder (--out) on a writable disk"
     return f"{error.strerror or error}: {where}"
+
+
+def describe_error(error: BaseException, command: str) -> str | None:
+    """The one line printed for `error`, or None when it keeps its traceback (an unexpected failure)."""
+    if isinstance(error, EXPECTED_ERRORS):
+        return str(error)
+    if isinstance(error, pickle.UnpicklingError):  # torch refused a pickle that no vaelens loader named
+        return str(UnsafePickle("a file vaelens was asked to read"))
+    if isinstance(error, OSError):
+        return describe_os_error(error, command)
+    return None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what a cluster scheduler sends before it kills a job), raised where the program is, so that
+    it ends as an interrupt does: the checkpoints are intact and the message says how to continue."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Handle SIGTERM as SIGINT for the block (in the main thread only: signals are delivered there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interruption_message(command: str, error: KeyboardInterrupt) -> tuple[str, int]:
+    """The line printed when a command is interrupted or terminated, and its exit status (128 + signal)."""
+    how = RESUME_HINT.get(command, "rerun the command")
+    if isinstance(error, Terminated):
+        return (f"terminated (SIGTERM); nothing already written is lost and a run continues from its last "
+                f"checkpoint: {how}"), 128 + signal.SIGTERM
+    return f"interrupted; a run continues from its last checkpoint: {how}", 128 + signal.SIGINT

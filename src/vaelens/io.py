@@ -11,11 +11,60 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
 
+from vaelens.errors import VaelensError
+
+_OS_ERROR_NUMBER = re.compile(r"os error (\d+)")
+
+
+class UnsafePath(VaelensError):
+    """A path vaelens would write through is a symbolic link (it could point anywhere)."""
+
+
+def refuse_symlinks(root: Path, names, what: str = "folder") -> None:
+    """Raise UnsafePath when any of `root / name` (or, for a real folder, an entry directly in it) is a
+    symbolic link: vaelens writes, renames and deletes only inside `root`. `root` itself may be a link."""
+    root = Path(root)
+    for name in names:
+        path = root / name
+        entries = [path]
+        if path.is_dir() and not path.is_symlink():
+            entries += sorted(path.iterdir())
+        for entry in entries:
+            if entry.is_symlink():
+                raise UnsafePath(f"{entry} is a symbolic link (to {os.readlink(entry)}); vaelens writes only inside "
+                                 f"the {what} {root} and does not follow links there: replace the link by a real "
+                                 "file or folder, or remove it")
+
+
+def os_error_of(error: Exception, path) -> OSError | None:
+    """The OSError (with its file name) that a library's own exception reports as "(os error N)", e.g.
+    safetensors' SafetensorError on a full disk; None when the message names no OS error."""
+    found = _OS_ERROR_NUMBER.search(str(error))
+    if found is None:
+        return None
+    number = int(found.group(1))
+    return OSError(number, os.strerror(number), str(path))
+
+
+@contextmanager
+def naming_the_file(path):
+    """Give an OSError raised without a file name (e.g. from matplotlib or Pillow writing into an open
+    handle) the name of `path`, so the command line can say in one line which write failed."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(path)) from error
+
+
 _TEMPORARY_NAME = re.compile(r"\..+\.(?:[0-9a-f]{12}|[a-z0-9_]{8})\.tmp")
+_STAGING_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.staging")
 
 
 def _create_temporary(folder: Path, name: str) -> Path:
@@ -61,7 +110,8 @@ def atomic_path(path: Path):
     temporary = _create_temporary(path.parent, path.name)
     mode = stat.S_IMODE(temporary.stat().st_mode)
     try:
-        yield temporary
+        with naming_the_file(path):
+            yield temporary
         # Some writers (safetensors' save_file) replace the file with one of their own, created 0600.
         if stat.S_IMODE(temporary.stat().st_mode) != mode:
             os.chmod(temporary, mode)
@@ -87,6 +137,32 @@ def atomic_write_json(path: Path, payload) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n")
 
 
+@contextmanager
+def atomic_folder(path: Path):
+    """Yield an empty staging folder beside `path`; on success it replaces the folder `path` whole, so a
+    failure part-way (a full disk) leaves the old folder as it was and no half-written one beside it."""
+    path = Path(path)
+    if path.is_symlink():
+        raise UnsafePath(f"{path} is a symbolic link; vaelens will not write through it: replace it by a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.{secrets.token_hex(6)}.staging"
+    staging.mkdir()
+    try:
+        with naming_the_file(staging):
+            yield staging
+        for entry in staging.iterdir():
+            if entry.is_file():
+                fsync_file(entry)
+        previous = path.parent / f".{path.name}.{secrets.token_hex(6)}.staging"
+        if path.exists():
+            os.replace(path, previous)
+        os.replace(staging, path)
+        fsync_directory(path.parent)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def is_stale_temporary(path: Path) -> bool:
     """Whether `path` is named like a temporary of `atomic_path`: `.<name>.<random>.tmp`.
 
@@ -96,8 +172,14 @@ def is_stale_temporary(path: Path) -> bool:
     return _TEMPORARY_NAME.fullmatch(Path(path).name) is not None
 
 
+def is_stale_staging(path: Path) -> bool:
+    """Whether `path` is named like a staging folder of `atomic_folder`: `.<name>.<12 hex digits>.staging`."""
+    return _STAGING_NAME.fullmatch(Path(path).name) is not None
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporaries a killed write left directly in `folder` (not in subfolders); return them.
+    """Delete the temporaries (and atomic_folder's staging folders) a killed write left directly in `folder`
+    (not in subfolders); return them.
 
     Call it only where no other process is writing into `folder`: a live write's temporary looks the same.
     """
@@ -106,9 +188,15 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
         return []
     removed = []
     for entry in sorted(folder.iterdir()):
-        if entry.is_file() and not entry.is_symlink() and is_stale_temporary(entry):
+        if entry.is_symlink():
+            continue
+        if entry.is_file() and is_stale_temporary(entry):
             entry.unlink(missing_ok=True)
-            removed.append(entry)
+        elif entry.is_dir() and is_stale_staging(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            continue
+        removed.append(entry)
     return removed
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vaelens.errors import MissingDependency
+from vaelens.errors import MissingDependency, UnsafePickle
 from vaelens.models.base import PosteriorEncoder
 
 
@@ -49,6 +49,19 @@ class DiffusersAutoencoder(nn.Module, PosteriorEncoder):
                 "latents": "raw latent_dist (scaling_factor not applied)"}
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def _refuse_pickled_weights(folder: Path) -> None:
+    """Refuse, in one line, a model folder whose weights exist only as a pickle: vaelens reads safetensors."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(path for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise UnsafePickle(pickled[0], "model (AutoencoderKL.from_pretrained, then save_pretrained)")
+    raise FileNotFoundError(f"{folder} holds no diffusion_pytorch_model.safetensors weights")
+
+
 def load_diffusers_autoencoder(path: str | Path, image_size: int, device="cpu") -> DiffusersAutoencoder:
     """Load an AutoencoderKL from a local folder (a VAE folder, or a pipeline folder with vae/)."""
     try:
@@ -62,5 +75,8 @@ def load_diffusers_autoencoder(path: str | Path, image_size: int, device="cpu") 
     subfolder = "vae" if (folder / "vae" / "config.json").is_file() else None
     if not (folder / (subfolder or "") / "config.json").is_file():
         raise FileNotFoundError(f"{folder} holds no AutoencoderKL config.json (nor vae/config.json)")
-    autoencoder = AutoencoderKL.from_pretrained(str(folder), subfolder=subfolder, local_files_only=True)
+    _refuse_pickled_weights(folder / (subfolder or ""))
+    # use_safetensors: diffusers would otherwise fall back to unpickling a .bin file
+    autoencoder = AutoencoderKL.from_pretrained(str(folder), subfolder=subfolder, local_files_only=True,
+                                                use_safetensors=True)
     return DiffusersAutoencoder(autoencoder, image_size).to(device)

@@ -17,6 +17,7 @@ from vaelens.analysis.plateau import check_runs
 from vaelens.claims_design import DEFAULT_DESIGN, ClaimsDesign, Setting, validated
 from vaelens.devices import resolve_device
 from vaelens.features import resolve_feature_network
+from vaelens.locks import folder_lock
 from vaelens.losses.families import split_convention_label
 from vaelens.report import BuiltReport, build_report
 from vaelens.report.pairing import baseline_convention
@@ -323,13 +324,13 @@ def run_study(specs: dict[str, dict], out_dir, *, executor: str = "local", progr
     `executor_options` go to the executor (e.g. workers=2)."""
     out_dir = Path(out_dir).expanduser()
     _ensure_feature_networks(specs, progress)
-    sweep_dirs = {}
-    for dataset, spec in specs.items():
-        sweep_dirs[dataset] = out_dir / dataset
-        run_sweep(spec, sweep_dirs[dataset], executor=executor, progress=progress, **executor_options)
-    write_index(out_dir, sweep_dirs, specs, leave_out_still_improving)
-    check_runs(out_dir, device=resolve_device("auto"), progress=progress)
-    return build_report(out_dir, progress=progress)
+    sweep_dirs = {dataset: out_dir / dataset for dataset in specs}
+    with folder_lock(out_dir, "a study"):
+        for dataset, spec in specs.items():
+            run_sweep(spec, sweep_dirs[dataset], executor=executor, progress=progress, **executor_options)
+        write_index(out_dir, sweep_dirs, specs, leave_out_still_improving)
+        check_runs(out_dir, device=resolve_device("auto"), progress=progress)
+        return build_report(out_dir, progress=progress)
 
 
 def reproduce(scale_name: str, out_dir, *, executor: str = "local", progress: bool = True,

@@ -63,7 +63,8 @@ from vaelens.analysis.plots import (
 from vaelens.analysis.probe import run_probe
 from vaelens.analysis.sample_size import DEFAULT_IMAGES, check_image_count, encode_for_analysis
 from vaelens.dotted import flatten_dotted
-from vaelens.io import atomic_write_json
+from vaelens.io import atomic_folder, atomic_write_json, refuse_symlinks
+from vaelens.locks import folder_lock
 from vaelens.metrics.disentangle import dci, factorvae_score, mutual_information_gap, sap_score
 from vaelens.metrics.distortion import distortion_report
 from vaelens.models.base import VAE, PosteriorEncoder
@@ -205,9 +206,22 @@ def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: 
 
 
 def write_analysis(results: dict, folder: Path, model=None, objective=None, data=None) -> Path:
-    """analysis.json plus its figures in `folder`; returns the JSON path."""
+    """analysis.json plus its figures in `folder/analysis/`; returns the JSON path.
+
+    Under the folder's lock (a run directory has one writer at a time), with no symbolic link followed: the
+    figures are drawn into a staging folder that replaces analysis/ whole only once every one is written, and
+    analysis.json comes last, so a failure part-way (a full disk) leaves the previous analysis as it was."""
     folder = Path(folder)
-    plots = folder / "analysis"
+    with folder_lock(folder, "an analysis"):
+        refuse_symlinks(folder, ("analysis", "analysis.json"), "output folder")
+        with atomic_folder(folder / "analysis") as plots:
+            _write_figures(results, plots, model, objective, data)
+        path = folder / "analysis.json"
+        atomic_write_json(path, results)
+    return path
+
+
+def _write_figures(results: dict, plots: Path, model, objective, data) -> None:
     if "posterior_variance.profile" in results and "mean_variance.profile" in results:
         plot_variance_profiles(results["posterior_variance.profile"], results["mean_variance.profile"],
                                plots / "variance_profile.png")
@@ -227,6 +241,3 @@ def write_analysis(results: dict, folder: Path, model=None, objective=None, data
             reconstruct = reconstruction_function(model, objective)
             reconstructions = reconstruct(model.encode(images)[0]).float().clamp(0, 1)
             save_png(torch.cat([images, reconstructions]), plots / "reconstructions.png", rows_of=len(images))
-    path = folder / "analysis.json"
-    atomic_write_json(path, results)
-    return path

@@ -12,6 +12,7 @@ from vaelens.config.parse import (
     parse_override,
     preset_names,
     resolve,
+    safe_load_unique,
     save_yaml,
     to_dict,
     update,
@@ -31,4 +32,4 @@ from vaelens.config.sections import SECTIONS, DataConfig, LossConfig, ModelConfi
 __all__ = ["ROLES", "SECTIONS", "ConfigError", "DataConfig", "LossConfig", "ModelConfig", "RunConfig", "TrainConfig",
            "check_config", "config_hash", "default_config", "differences", "ensemble_key", "field_docs", "field_info",
            "from_dict", "keys_where", "load_preset", "load_yaml", "pairing_setup", "parse_override", "preset_names",
-           "resolve", "resume_conflicts", "save_yaml", "to_dict", "undeclared_fields", "update"]
+           "resolve", "resume_conflicts", "safe_load_unique", "save_yaml", "to_dict", "undeclared_fields", "update"]

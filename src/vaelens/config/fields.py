@@ -70,6 +70,12 @@ def at_least(minimum: int) -> Check:
     return lambda value: None if _is_number(value) and value >= minimum else f"must be at least {minimum}"
 
 
+def seed_value(value) -> str | None:
+    """A seed torch's generators take, with room for the seeds derived from it (seed + 1, ...): 64 bits."""
+    inside = isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+    return None if inside else "must be an integer from -2**63 to 2**63 - 1 (a 64-bit seed)"
+
+
 def positive(value) -> str | None:
     """A finite number > 0."""
     return None if _is_number(value) and math.isfinite(value) and value > 0 else "must be a finite number > 0"

@@ -175,13 +175,40 @@ def preset_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A YAML mapping names the same key twice; the message names the key and both lines."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping holding the same key twice (PyYAML keeps the last silently, so
+    `loss: {beta: 1, beta: 64}` would train at 64)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKey(f"the key '{key}' appears twice in one mapping (lines {seen[key]} and {line}); "
+                                   "keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def safe_load_unique(text: str):
+    """yaml.safe_load, refusing duplicate keys (one owner for every YAML vaelens reads: configs, sweep specs)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, with errors that name the file."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = safe_load_unique(path.read_text()) or {}
+    except DuplicateKey as error:
+        raise ConfigError(f"config file {path}: {error}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
     if not isinstance(values, dict):
@@ -194,7 +221,7 @@ def load_preset(name: str) -> dict:
     if name not in preset_names():
         raise ConfigError(f"unknown preset '{name}'; available presets: {', '.join(preset_names())}")
     resource = resources.files("vaelens") / "configs" / f"{name}.yaml"
-    return yaml.safe_load(resource.read_text()) or {}
+    return safe_load_unique(resource.read_text()) or {}
 
 
 def resolve(preset: str | None = None, config_file: str | Path | None = None,

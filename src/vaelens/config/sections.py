@@ -21,6 +21,7 @@ from vaelens.config.fields import (
     positive,
     proper_fraction,
     result,
+    seed_value,
     weight_or_auto,
 )
 
@@ -50,7 +51,7 @@ class DataConfig:
     """Convert RGB sources to one channel."""
     test_fraction: float = result(0.1, check=proper_fraction)
     """Held-out fraction for sources without a natural train/test split."""
-    seed: int = result(0)
+    seed: int = result(0, check=seed_value)
     """Seed for subsets and splits (training batches use train.seed)."""
     npz_key: str = result("images")
     """Array key holding the images inside an .npz file."""
@@ -145,7 +146,7 @@ class TrainConfig:
     """Adam (beta1, beta2)."""
     grad_clip: float | None = result(None, check=positive)
     """Clip the global gradient norm to this value (None: no clipping)."""
-    seed: int = result(0, per_member=True)
+    seed: int = result(0, check=seed_value, per_member=True)
     """Seed for initial weights, batch order and reparameterisation noise."""
     device: str = bookkeeping("auto")
     """cpu | cuda | cuda:N | auto (cuda when available)."""

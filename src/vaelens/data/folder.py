@@ -2,9 +2,11 @@
 
 Nothing is held in memory but the file list: each batch is decoded on demand by a small thread
 pool, and the next training batch is decoded in the background while the current one trains.
-Every image is converted to RGB (or luma with data.grayscale), optionally centre-cropped to a
-square of `crop` pixels, resized so its shorter side is data.image_size (Lanczos, antialiased)
-and centre-cropped to a square. EXIF rotation is applied first.
+Every image is converted to RGB (or luma with data.grayscale) and scaled to [0, 1] by its own bit depth
+(8- or 16-bit; vaelens.data.image_files), optionally centre-cropped to a square of `crop` pixels, resized so
+its shorter side is data.image_size (Lanczos, antialiased) and centre-cropped to a square. EXIF rotation is
+applied first. Every file is opened (and checked not to be cut off) when the folder is loaded, before a run
+writes anything.
 
 Split: each file goes to the test split when a SHA-256 hash of (data.seed, its path relative to
 the folder) falls below data.test_fraction, so adding files never moves existing ones between
@@ -21,30 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vaelens.data.base import ImageData, check_config, take_subset
+from vaelens.data.image_files import DECODE_WORKERS, check_image_files, decode_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-DECODE_WORKERS = min(8, os.cpu_count() or 1)
-
-
-def decode_image(path: Path, size: int, grayscale: bool, crop: int | None = None) -> np.ndarray:
-    """One image file as uint8 (C, size, size); a clear error names the file when it cannot be read."""
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened).convert("L" if grayscale else "RGB")
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image file {path}: {error}; remove or replace it") from error
-    if crop is not None:
-        left, top = (image.width - crop) // 2, (image.height - crop) // 2
-        image = image.crop((left, top, left + crop, top + crop))
-    scale = size / min(image.size)
-    width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-    image = image.resize((width, height), Image.Resampling.LANCZOS)
-    left, top = (width - size) // 2, (height - size) // 2
-    pixels = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
 def list_image_files(folder: Path) -> list[Path]:
@@ -93,7 +76,7 @@ class StreamingImageData(ImageData):
             lambda path: decode_image(path, self.image_size, self.grayscale, self.crop), paths))
         if not arrays:
             return torch.empty((0, *self.image_shape))
-        return torch.from_numpy(np.stack(arrays)).to(torch.float32) / 255.0
+        return torch.from_numpy(np.stack(arrays))  # float32 in [0, 1] (image_files.decode_image)
 
     def _load(self, indices: torch.Tensor) -> torch.Tensor:
         return self._decode(indices).to(self.device)
@@ -146,6 +129,7 @@ def load_folder(config, split: str = "train") -> StreamingImageData:
     if subset is not None:
         shuffled = torch.randperm(len(files), generator=torch.Generator().manual_seed(config.seed))
         files = [files[index] for index in take_subset(shuffled, subset, str(folder)).sort().values.tolist()]
+    check_image_files(files)
     decode_image(files[0], config.image_size, config.grayscale)
     description = {"source": str(folder), "split": split, "held_out": held_out, "subset": subset,
                    "seed": config.seed, "test_fraction": config.test_fraction, "grayscale": bool(config.grayscale),

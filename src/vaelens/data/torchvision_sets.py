@@ -13,6 +13,7 @@ Class labels and CelebA attributes are not exposed as factors: they are not gene
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 from vaelens.data.base import TensorImageData, check_config, decode_uint8, fit_square_storage, take_subset, to_grayscale
 from vaelens.data.cache import cache_dir
 from vaelens.data.folder import StreamingImageData
+from vaelens.errors import UnsafePickle
 
 CELEBA_CROP = 148
 _EXPECTED_FOLDERS = {"mnist": "MNIST/raw", "fashion_mnist": "FashionMNIST/raw", "cifar10": "cifar-10-batches-py",
@@ -54,6 +56,8 @@ def _open(name: str, root: Path, split: str):
         return dataset_class(str(root), train=split == "train", download=False)
     except RuntimeError as error:
         raise _missing_files_error(name, root, error) from error
+    except pickle.UnpicklingError as error:  # torch refused a pickle (e.g. a legacy processed/*.pt file)
+        raise UnsafePickle(root / _CLASS_NAMES[name], "data set's files") from error
 
 
 def _subset_indices(count: int, subset: int | None, seed: int, what: str) -> torch.Tensor | None:

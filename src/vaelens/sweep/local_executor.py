@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -43,7 +48,35 @@ def place_on_devices(tasks: list[RunTask], device_count: int | None = None) -> l
     return placed
 
 
-def _limit_torch_threads(threads: int) -> None:
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal a process receives when its parent dies."""
+
+
+def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Make this worker process end when the sweep that started it ends, however it ends (kill -9 included):
+    an orphaned worker would go on training, take queued runs and then wait forever on a dead pipe.
+
+    On Linux the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); everywhere, and for a
+    parent that died before prctl took effect, a watchdog thread exits once the parent pid has changed. A run
+    killed this way is incomplete and resumes from its last checkpoint on the sweep's rerun."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # no prctl in this libc: the watchdog below still ends the worker
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vaelens-parent-watchdog", daemon=True).start()
+
+
+def _start_worker(threads: int, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     torch.set_num_threads(threads)
 
 
@@ -73,7 +106,7 @@ class LocalExecutor:
         threads = max(1, (os.cpu_count() or 1) // workers)
         # spawn: a forked child would inherit torch's thread pools and any CUDA state of the parent.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_limit_torch_threads, initargs=(threads,)) as pool:
+                                 initializer=_start_worker, initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(run_task, task, False): task for task in tasks}
             for future in as_completed(futures):
                 task = futures[future]

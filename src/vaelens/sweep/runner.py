@@ -8,6 +8,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vaelens.io import atomic_write_text
+from vaelens.locks import folder_lock
 from vaelens.sweep.executors import build_executor
 from vaelens.sweep.spec import SweepSpec, expand, load_spec, spec_to_dict, spec_to_yaml
 from vaelens.sweep.tasks import RunOutcome, is_complete
@@ -63,6 +64,12 @@ def run_sweep(spec, out_dir, executor: str = "local", progress: bool = True, **o
     runner = build_executor(executor, {**spec.executors.get(executor, {}), **options})
     out_dir = Path(out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
+    # One sweep process per directory: a second is refused (naming the first) instead of training every run twice.
+    with folder_lock(out_dir, f"sweep {spec.name}"):
+        return _run_locked(spec, runner, out_dir, executor, progress)
+
+
+def _run_locked(spec: SweepSpec, runner, out_dir: Path, executor: str, progress: bool) -> SweepResult:
     atomic_write_text(out_dir / "spec.yaml", spec_to_yaml(spec))
     tasks = expand(spec, out_dir)
     directory = SweepDirectory(out_dir)

@@ -32,7 +32,8 @@ from vaelens import config as config_module
 from vaelens.analysis.options import AnalysisOptions
 from vaelens.analysis.sample_size import DEFAULT_IMAGES
 from vaelens.claims_design import ClaimsDesign
-from vaelens.config import ConfigError
+from vaelens.config import ConfigError, safe_load_unique
+from vaelens.config.parse import DuplicateKey
 from vaelens.dotted import flatten_dotted
 from vaelens.sweep.executors import executor_options
 from vaelens.sweep.tasks import RunTask
@@ -168,7 +169,9 @@ def load_spec(source, base_dir: str | Path | None = None) -> SweepSpec:
     else:
         path = _spec_path(source)
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = safe_load_unique(path.read_text()) or {}
+        except DuplicateKey as error:
+            raise ConfigError(f"sweep spec {path}: {error}") from error
         except yaml.YAMLError as error:
             raise ConfigError(f"sweep spec {path} is not valid YAML: {error}") from error
         where, base_dir = f"sweep spec {path}", base_dir or path.parent

@@ -18,9 +18,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from vaelens.errors import VaelensError
-from vaelens.io import atomic_path, atomic_write_json, read_json
+from vaelens.io import atomic_path, atomic_write_json, os_error_of, read_json
 
 FORMAT = "vaelens-checkpoint-1"
+REQUIRED_KEYS = ("step", "sha256", "optimizers", "modules", "generators")
+"""What every checkpoint's JSON holds (save_checkpoint writes them all); one missing means a damaged file."""
 
 
 class CheckpointError(VaelensError, RuntimeError):
@@ -81,7 +83,10 @@ def save_checkpoint(folder: Path, step: int, modules: dict[str, torch.nn.Module]
     tensor_path = folder / f"step_{step:09d}.safetensors"
     # atomic_path returns only once the tensors and their rename are on disk: the JSON below commits them.
     with atomic_path(tensor_path) as temporary:
-        save_file(tensors, str(temporary))
+        try:
+            save_file(tensors, str(temporary))
+        except SafetensorError as error:  # a full disk arrives as safetensors' own error, not an OSError
+            raise (os_error_of(error, tensor_path) or error) from error
     atomic_write_json(folder / f"step_{step:09d}.json", {
         "format": FORMAT, "step": step, "sha256": _sha256(tensor_path), "optimizers": optimizer_meta,
         "modules": sorted(modules), "generators": sorted(generators), **(extra or {}),
@@ -107,8 +112,13 @@ def load_checkpoint(json_path: Path) -> tuple[dict, dict]:
         meta = read_json(json_path)
     except (FileNotFoundError, ValueError) as error:
         raise CheckpointError(f"checkpoint metadata unreadable: {error}; {advice}") from error
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{json_path} holds a JSON {type(meta).__name__}, not a checkpoint's metadata; {advice}")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{json_path} is not a {FORMAT} file (format={meta.get('format')!r}); {advice}")
+    missing = [key for key in REQUIRED_KEYS if key not in meta]
+    if missing:
+        raise CheckpointError(f"{json_path} lacks {', '.join(missing)}: it is damaged; {advice}")
     if not tensor_path.is_file():
         raise CheckpointError(f"{tensor_path} is missing; {advice}")
     if _sha256(tensor_path) != meta["sha256"]:

@@ -34,6 +34,7 @@ from vaelens.devices import resolve_device
 from vaelens.losses.terms import ensemble_refusal
 from vaelens.training.graphed import DivergenceWatch, StepRunner
 from vaelens.training.loop import TrainingHooks, finish_runs, train_loop
+from vaelens.training.memory import check_model_fits
 from vaelens.training.run import RunResult, TrainingRun
 from vaelens.training.rundir import RunDirectory
 from vaelens.training.setup import check_data_fits, check_device, check_training_config, evaluation_subset
@@ -166,14 +167,23 @@ def train_ensemble(configs: list[RunConfig], run_dirs: list[Path], resume: bool 
     hooks = hooks or TrainingHooks()
     directories = [RunDirectory(d) for d in run_dirs]
     check_compatible(configs, [d.path for d in directories])
-    for config, directory in zip(configs, directories):
-        prepare_directory(directory, config, resume)
+    with ExitStack() as locks:  # every member's run directory is locked for the life of the ensemble
+        for config, directory in zip(configs, directories):
+            directory.check_usable(resume)
+            locks.enter_context(directory.lock("a training run (an ensemble member)"))
+            prepare_directory(directory, config, resume)
+        return _train_members(configs, directories, resume, progress, vectorise, hooks)
+
+
+def _train_members(configs: list[RunConfig], directories: list[RunDirectory], resume: bool, progress: bool,
+                   vectorise: bool | None, hooks: TrainingHooks) -> list[RunResult]:
     settings = configs[0].train
     device = resolve_device(settings.device, "train.device")
     if hooks.step_runner is None:
         check_device(configs[0], device)
     data = load_dataset(configs[0].data, split="train").to(device)
     check_data_fits(configs[0], data)
+    check_model_fits(configs[0], data.image_shape, device, members=len(configs))
     vectorise = device.type == "cuda" if vectorise is None else bool(vectorise)
     runs = [TrainingRun(config, directory, data, device) for config, directory in zip(configs, directories)]
     if resume:

@@ -14,7 +14,13 @@ a vaelens run: never written to), "incomplete" (a config but no summary: killed,
 or the summary's "finished", "diverged" or "failed". A resumed run restarts from its newest good
 checkpoint, falling back past a corrupt newer one (which is renamed `*.corrupt`, kept for
 inspection), and its metrics.jsonl is trimmed to that step (to nothing without a checkpoint), so the
-log never repeats steps.
+log never repeats steps. A damaged line of metrics.jsonl (not valid JSON) is skipped by every reader and, when
+a resume rewrites the log, moved to metrics.jsonl.corrupt (said in one line): it never costs the records after
+it. A torn last line (a write cut off by a kill) is dropped without a word.
+
+One writer at a time: `lock()` takes the folder's exclusive lock (vaelens.locks) for the life of a training run
+or an analysis writing into it, and vaelens never follows a symbolic link among the paths it writes, renames
+or prunes inside a run directory (`check_no_symlinks`); the run directory itself may be a link.
 """
 
 from __future__ import annotations
@@ -27,7 +33,16 @@ from pathlib import Path
 
 from vaelens import config as config_module
 from vaelens.config import RunConfig
-from vaelens.io import atomic_write_json, atomic_write_text, is_stale_temporary, read_json, remove_stale_temporaries
+from vaelens.io import (
+    atomic_write_json,
+    atomic_write_text,
+    is_stale_staging,
+    is_stale_temporary,
+    read_json,
+    refuse_symlinks,
+    remove_stale_temporaries,
+)
+from vaelens.locks import LOCK_FILE, folder_lock
 from vaelens.training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 
 CONFIG_FILE = "config.yaml"
@@ -39,6 +54,10 @@ ANALYSIS_FILE = "analysis.json"
 ANALYSIS_FOLDER = "analysis"
 PLATEAU_FILE = "plateau.json"
 TENSORBOARD_FOLDER = "tensorboard"
+CORRUPT_METRICS_FILE = METRICS_FILE + ".corrupt"
+WRITTEN_ENTRIES = (CONFIG_FILE, METRICS_FILE, CORRUPT_METRICS_FILE, SUMMARY_FILE, CHECKPOINT_FOLDER, IMAGE_FOLDER,
+                   ANALYSIS_FILE, ANALYSIS_FOLDER, PLATEAU_FILE, TENSORBOARD_FOLDER)
+"""Every path vaelens writes, renames or prunes in a run directory: none of them may be a symbolic link."""
 STATUSES = ("new", "foreign", "incomplete", "finished", "diverged", "failed")
 
 logger = logging.getLogger("vaelens")
@@ -93,7 +112,8 @@ class RunDirectory:
         """Names in a folder that is not a run (temporaries of an interrupted write do not count)."""
         if not self.path.is_dir() or self.is_run:
             return []
-        return sorted(entry.name for entry in self.path.iterdir() if not is_stale_temporary(entry))
+        return sorted(entry.name for entry in self.path.iterdir()
+                      if not is_stale_temporary(entry) and not is_stale_staging(entry) and entry.name != LOCK_FILE)
 
     def status(self) -> str:
         """One of STATUSES (see the module docstring)."""
@@ -121,6 +141,15 @@ class RunDirectory:
         if self.is_run and not resume:
             raise RunExistsError(f"{self.path} already holds a run; pass --resume (resume=True) to continue it, "
                                  "or choose another output directory")
+
+    def check_no_symlinks(self) -> None:
+        """Refuse (one line, naming the link) a symbolic link among the paths vaelens writes here: writes,
+        renames and deletions stay inside the run directory."""
+        refuse_symlinks(self.path, WRITTEN_ENTRIES, "run directory")
+
+    def lock(self, what: str = "a training run"):
+        """The run directory's exclusive lock, as a context manager (vaelens.locks.folder_lock)."""
+        return folder_lock(self.path, what)
 
     # --- config and summary ---------------------------------------------------------------------
     def read_config_dict(self) -> dict:
@@ -151,6 +180,8 @@ class RunDirectory:
         """Create (or adopt, when resuming) the folder: clear what an interrupted write left, drop a
         stale summary (the run is in progress again) and write config.yaml."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self.check_no_symlinks()
+        # Called under the run's lock: a temporary left here is a dead writer's, never a live one's.
         for folder in (self.path, self.checkpoint_folder, self.image_folder):
             if folder.is_dir():
                 remove_stale_temporaries(folder)
@@ -194,22 +225,49 @@ class RunDirectory:
         save_checkpoint(self.checkpoint_folder, step, modules, optimizers, generators, context)
 
     # --- metrics --------------------------------------------------------------------------------
+    def _metrics_lines(self) -> tuple[list[dict], list[str]]:
+        """The parsed records and the damaged lines of metrics.jsonl (a torn last line is neither)."""
+        if not self.metrics_path.is_file():
+            return [], []
+        text = self.metrics_path.read_text(errors="replace")
+        lines = text.split("\n")
+        torn = lines.pop()  # text after the last newline: empty, or a write cut off by a kill
+        records, damaged = [], []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            elif line.strip():
+                damaged.append(line)
+        if torn.strip():
+            try:
+                records.append(json.loads(torn))  # a complete record that only lacks its newline
+            except json.JSONDecodeError:
+                pass
+        return records, damaged
+
     def read_metrics(self) -> list[dict]:
-        """The metrics.jsonl records; a torn last line (a run killed mid-write) ends the list."""
-        records = []
-        if self.metrics_path.is_file():
-            for line in self.metrics_path.read_text().splitlines():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break
-        return records
+        """The metrics.jsonl records; a damaged line is skipped (never the records after it), a torn last
+        line (a run killed mid-write) dropped."""
+        return self._metrics_lines()[0]
 
     def trim_metrics(self, last_step: int) -> None:
-        """Keep only the records up to `last_step` (the step training resumes from; 0 empties the log)."""
-        if self.metrics_path.exists():
-            kept = [record for record in self.read_metrics() if record.get("step", last_step + 1) <= last_step]
-            atomic_write_text(self.metrics_path, "".join(json.dumps(record) + "\n" for record in kept))
+        """Keep only the records up to `last_step` (the step training resumes from; 0 empties the log); move
+        damaged lines to metrics.jsonl.corrupt, with one warning."""
+        if not self.metrics_path.exists():
+            return
+        records, damaged = self._metrics_lines()
+        if damaged:
+            corrupt = self.path / CORRUPT_METRICS_FILE
+            previous = corrupt.read_text() if corrupt.is_file() else ""
+            atomic_write_text(corrupt, previous + "".join(line + "\n" for line in damaged))
+            logger.warning("%s: %d damaged line(s) of %s (not JSON) moved to %s; the other records are kept",
+                           self.path, len(damaged), METRICS_FILE, CORRUPT_METRICS_FILE)
+        kept = [record for record in records if record.get("step", last_step + 1) <= last_step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(record) + "\n" for record in kept))
 
     @contextmanager
     def metrics_log(self):
@@ -230,7 +288,9 @@ class RunDirectory:
         return read_json(self.plateau_path) if self.plateau_path.is_file() else None
 
     def write_plateau(self, record: dict) -> None:
-        atomic_write_json(self.plateau_path, record)
+        with self.lock("a plateau check"):
+            refuse_symlinks(self.path, (PLATEAU_FILE,), "run directory")
+            atomic_write_json(self.plateau_path, record)
 
 
 class MetricsLog:

@@ -18,6 +18,7 @@ from vaelens.data import load_dataset
 from vaelens.devices import resolve_device
 from vaelens.training.graphed import DivergenceWatch, StepRunner
 from vaelens.training.loop import TrainingHooks, finish_runs, train_loop
+from vaelens.training.memory import check_model_fits
 from vaelens.training.run import RunResult, TrainingDiverged, TrainingRun
 from vaelens.training.rundir import RunDirectory
 from vaelens.training.setup import (
@@ -98,16 +99,26 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, resume: bool) 
 def train(config: RunConfig, out_dir: str | Path | None = None, resume: bool = False,
           hooks: TrainingHooks | None = None) -> RunResult:
     """Train the model `config` describes into `out_dir` (default: runs/<config hash>); with `resume`,
-    continue from its last good checkpoint. Everything is checked before the directory is touched."""
+    continue from its last good checkpoint. Everything is checked before the directory is touched, and the
+    run directory is locked for the whole run: a second writer is refused while this one lives."""
     hooks = hooks or TrainingHooks()
     check_training_config(config)
     directory = RunDirectory(out_dir if out_dir is not None else Path("runs") / config_module.config_hash(config))
-    prepare_directory(directory, config, resume)
+    prepare_directory(directory, config, resume)  # a foreign folder is refused before a lock file is written
     device = resolve_device(config.train.device, "train.device")
     if hooks.step_runner is None:
         check_device(config, device)
     data = load_dataset(config.data, split="train").to(device)
     check_data_fits(config, data)
+    check_model_fits(config, data.image_shape, device)
+    with directory.lock("a training run"):
+        # Checked again under the lock: another writer may have started the run since (check-then-act race).
+        prepare_directory(directory, config, resume)
+        return _train_locked(config, directory, data, device, resume, hooks)
+
+
+def _train_locked(config: RunConfig, directory: RunDirectory, data, device: torch.device, resume: bool,
+                  hooks: TrainingHooks) -> RunResult:
     run = TrainingRun(config, directory, data, device)
     if resume and directory.is_run:
         run.resume_from(directory.latest_good_checkpoint(set_aside=True))
