@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+import time
+
 import pytest
 import torch
 
@@ -50,3 +55,34 @@ def finished_run(tmp_path_factory):
         patch.setenv("VAELENS_CACHE", str(root / "cache"))
         config = resolve("dsprites-bvae", None, TINY_OVERRIDES)
         yield train(config, root / "run")
+
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from vaelens.locks import folder_lock
+    with folder_lock(sys.argv[1], "a test writer"):
+        Path(sys.argv[2]).write_text("held")
+        time.sleep(120)
+""")
+
+
+@pytest.fixture
+def held_elsewhere(tmp_path):
+    """held_elsewhere(folder): another process takes `folder`'s lock and holds it; returns the process."""
+    processes = []
+
+    def hold(folder):
+        ready = tmp_path / f"ready-{len(processes)}"
+        process = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), str(ready)])
+        processes.append(process)
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert process.poll() is None and time.monotonic() < deadline, "the holder did not start"
+            time.sleep(0.05)
+        return process
+
+    yield hold
+    for process in processes:
+        process.kill()
+        process.wait()

@@ -4,6 +4,7 @@ import errno
 import json
 
 import pytest
+from safetensors import SafetensorError
 
 from vaelens.cli import main
 from vaelens.cli_errors import describe_os_error
@@ -47,8 +48,8 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing_and_says_how_to_resume(tm
 
     def fills_the_disk(tensors, path):  # the second checkpoint (step 4) meets a full disk
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError(errno.ENOSPC, "No space left on device", path)
+        if calls["n"] == 2:  # what safetensors raises there (its own error type, not an OSError)
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
         return real_save(tensors, path)
 
     monkeypatch.setattr(checkpoint_module, "save_file", fills_the_disk)
@@ -56,6 +57,7 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing_and_says_how_to_resume(tm
     assert main(["train", *TINY, "--out", str(out)]) == 2
     line = _error_line(capsys)
     assert "the disk is full" in line and "last complete checkpoint is intact" in line and "--resume" in line
+    assert "step_000000004.safetensors" in line
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000000002.json",
                                                                        "step_000000002.safetensors"]
     monkeypatch.setattr(checkpoint_module, "save_file", real_save)  # space freed

@@ -98,3 +98,23 @@ def test_cli_probes_a_diffusers_autoencoder(saved_autoencoder, image_folder, tmp
     assert not any(key.startswith("disentanglement.") for key in results)
     for name in ("variance_profile.png", "covariance_spectrum.png", "kl_per_unit.png", "reconstructions.png"):
         assert (out / "analysis" / name).is_file(), name
+
+
+class _Executes:
+    """A pickle that would run a command when loaded."""
+
+    def __reduce__(self):
+        return (print, ("this pickle ran code",))
+
+
+def test_a_pickled_diffusers_folder_is_refused_in_one_line_without_unpickling(tmp_path, image_folder, capsys):
+    folder = tmp_path / "evil"
+    _tiny_autoencoder().save_pretrained(folder, safe_serialization=False)
+    torch.save({"weight": _Executes()}, folder / "diffusion_pytorch_model.bin")
+    code = main(["analyze", "--model", f"diffusers:{folder}", "--data", f"name=folder path={image_folder}",
+                 "--images", "4", "--out", str(tmp_path / "out"), "--no-progress"])
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("vaelens ")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in captured.err
+    assert "diffusion_pytorch_model.bin is not a safe checkpoint" in lines[0] and "will not unpickle" in lines[0]
+    assert "weights_only set to False" not in captured.err and "this pickle ran code" not in captured.out

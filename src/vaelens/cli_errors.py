@@ -29,9 +29,10 @@ def describe_os_error(error: OSError, command: str) -> str | None:
     if where is None:
         return None
     if error.errno == errno.ENOSPC:
+        checkpoint = ", and the last complete checkpoint is intact" if command in RESUME_HINT else ""
+        then = RESUME_HINT.get(command, "rerun the command")
         return (f"the disk is full (writing {where}). Nothing already written is lost: every file is written "
-                f"whole or not at all, and the last complete checkpoint is intact. Free some space, then "
-                f"{RESUME_HINT.get(command, 'rerun the command')}")
+                f"whole or not at all{checkpoint}. Free some space, then {then}")
     if error.errno in (errno.EACCES, errno.EPERM):
         return f"permission denied: {where}; choose an output folder (--out) you can write to"
     if error.errno == errno.EROFS:

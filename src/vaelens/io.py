@@ -112,12 +112,12 @@ def atomic_path(path: Path):
     try:
         with naming_the_file(path):
             yield temporary
-        # Some writers (safetensors' save_file) replace the file with one of their own, created 0600.
-        if stat.S_IMODE(temporary.stat().st_mode) != mode:
-            os.chmod(temporary, mode)
-        fsync_file(temporary)
-        os.replace(temporary, path)
-        fsync_directory(path.parent)
+            # Some writers (safetensors' save_file) replace the file with one of their own, created 0600.
+            if stat.S_IMODE(temporary.stat().st_mode) != mode:
+                os.chmod(temporary, mode)
+            fsync_file(temporary)
+            os.replace(temporary, path)
+            fsync_directory(path.parent)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

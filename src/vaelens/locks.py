@@ -81,8 +81,9 @@ def _acquire(folder: Path, what: str) -> int | None:
     except OSError as error:
         if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             os.close(descriptor)
-            raise FolderLocked(f"{folder} is in use: {_describe(holder_of(folder))} is writing {what} there. "
-                               "Wait for it to finish or stop it, then rerun") from None
+            holder = holder_of(folder)
+            raise FolderLocked(f"{folder} is in use: {_describe(holder)} is writing {holder.get('what', 'into it')} "
+                               f"there, so {what} cannot start; wait for it to finish or stop it, then rerun") from None
         if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
             _warn_unlockable(folder, error)
             return descriptor

@@ -144,3 +144,30 @@ def test_config_docs_is_a_working_yaml_config(preset, tmp_path, capsys):
     assert resolve(None, tmp_path / "my.yaml") == resolve(preset, None, ["train.steps=123"])
     doc = config_module.field_docs(config_module.LossConfig)["metric"]  # a docstring over several lines
     assert " ".join(doc.split())[:60] in " ".join(line.lstrip("# ") for line in text.splitlines())
+
+
+def test_a_duplicate_yaml_key_is_refused_naming_it_and_both_lines(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("loss:\n  beta: 1\n  likelihood: bernoulli\n  beta: 64\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: the key 'beta' appears twice in one mapping "
+                                          r"\(lines 2 and 4\); keep one"):
+        config_module.load_yaml(path)
+    path.write_text("loss: {beta: 1, beta: 64}\n")
+    with pytest.raises(ConfigError, match=r"'beta' appears twice .*lines 1 and 1"):
+        config_module.load_yaml(path)
+
+
+def test_a_duplicate_key_in_a_sweep_spec_is_refused(tmp_path):
+    from vaelens.sweep.spec import load_spec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: s\ngrid: {loss.beta: [1]}\ngrid: {loss.beta: [2]}\n")
+    with pytest.raises(ConfigError, match=r"spec.yaml: the key 'grid' appears twice .*lines 2 and 3"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("seed", [2**64, -(2**63) - 1])
+def test_a_seed_beyond_64_bits_names_its_key(seed):
+    with pytest.raises(ConfigError, match=rf"train.seed must be an integer from -2\*\*63 to 2\*\*63 - 1.*{seed}"):
+        resolve(None, None, [f"train.seed={seed}"])
+    resolve(None, None, [f"train.seed={2**63 - 1}", "data.seed=-5"])

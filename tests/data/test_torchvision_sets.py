@@ -56,3 +56,21 @@ def test_missing_files_name_the_folder_and_how_to_get_them(tmp_path, data_config
         load_dataset(data_config(name=name, path=str(tmp_path)))
     message = str(error.value)
     assert str(tmp_path / folder) in message and "download=True" in message and "never" in message
+
+
+class _Executes:
+    def __reduce__(self):
+        return (print, ("this pickle ran code",))
+
+
+def test_a_pickled_torchvision_file_is_refused_without_advice_to_unpickle(tmp_path, data_config, capsys):
+    from vaelens.errors import UnsafePickle
+
+    processed = tmp_path / "MNIST" / "processed"
+    processed.mkdir(parents=True)
+    for name in ("training.pt", "test.pt"):  # torchvision's legacy layout, read with torch.load
+        torch.save(_Executes(), processed / name)
+    with pytest.raises(UnsafePickle) as refused:
+        load_dataset(data_config(name="mnist", path=str(tmp_path)))
+    assert "is not a safe checkpoint" in str(refused.value) and "weights_only" not in str(refused.value)
+    assert "this pickle ran code" not in capsys.readouterr().out

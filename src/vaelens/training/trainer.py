@@ -90,8 +90,11 @@ class SingleStepper:
 
 
 def prepare_directory(directory: RunDirectory, config: RunConfig, resume: bool) -> None:
-    """Refuse a foreign folder, an existing run without `resume`, and a resume with other result settings."""
+    """Refuse a foreign folder, an existing run without `resume`, a resume with other result settings, and a
+    symbolic link among the paths a run writes, renames or prunes."""
     directory.check_usable(resume)
+    if directory.path.is_dir():
+        directory.check_no_symlinks()
     if resume and directory.is_run:
         directory.check_resumable(config)
 
