@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +72,41 @@ def atomic_path(path: Path):
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+@contextmanager
+def atomic_folder(path: Path, replace: bool = False):
+    """Yield a temporary folder beside `path` to fill; on success fsync what was written, rename the folder to
+    `path` and fsync the parent, so `path` is never a half-written folder, also after a power cut. An empty
+    folder at `path` is taken over; a non-empty one is a FileExistsError unless `replace`, which moves it aside,
+    renames the new folder in and only then deletes the old one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder; choose another output folder")
+    occupied = path.is_dir() and any(path.iterdir())
+    if occupied and not replace:
+        raise FileExistsError(f"{path} exists and is not empty; choose another output folder or replace it (--force)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    temporary.mkdir()
+    try:
+        yield temporary
+        for written in temporary.rglob("*"):
+            if written.is_file():
+                fsync_file(written)
+        fsync_directory(temporary)
+        old = path.parent / f".{path.name}.{secrets.token_hex(6)}.old" if occupied else None
+        if old is not None:
+            os.replace(path, old)
+        elif path.is_dir():
+            path.rmdir()  # the empty folder given as the target (rmdir refuses one that was filled meanwhile)
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
