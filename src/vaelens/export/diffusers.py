@@ -49,12 +49,16 @@ def autoencoder_kl_config(model: ResNetVAE) -> dict:
             "sample_size": model.image_shape[1], "scaling_factor": SCALING_FACTOR}
 
 
+RENAMED_LAYERS = {"skip": "conv_shortcut", "norm": "group_norm", "proj": "to_out.0"}
+"""vaelens layer names inside a block whose diffusers counterparts are named otherwise (the rest agree)."""
+
+
 def _renamed(target: str, name: str) -> str:
     """The diffusers name of parameter `name` (e.g. skip.weight) of the vaelens block mapped to `target`."""
     if "." not in name:
         return f"{target}.{name}"
     layer, kind = name.rsplit(".", 1)
-    return f"{target}.{ {'skip': 'conv_shortcut', 'norm': 'group_norm', 'proj': 'to_out.0'}.get(layer, layer)}.{kind}"
+    return f"{target}.{RENAMED_LAYERS.get(layer, layer)}.{kind}"
 
 
 def _middle(side: str, middle: nn.Sequential) -> list[tuple[str, nn.Module]]:
