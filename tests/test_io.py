@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from vaelens.io import (
+    atomic_folder,
     atomic_path,
     atomic_write_json,
     atomic_write_text,
@@ -137,3 +138,37 @@ def test_remove_stale_temporaries_clears_what_a_killed_write_leaves(tmp_path):
     assert len(left) == 1 and left[0].name.startswith(".analysis.json.") and not target.exists()
     assert remove_stale_temporaries(tmp_path) == left
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_folder_appears_whole_and_leaves_nothing_beside_it(tmp_path):
+    with atomic_folder(tmp_path / "out") as folder:
+        (folder / "a.txt").write_text("a")
+        assert not (tmp_path / "out").exists()  # filled beside its place, renamed in at the end
+    assert [path.name for path in tmp_path.iterdir()] == ["out"] and (tmp_path / "out" / "a.txt").read_text() == "a"
+
+
+def test_atomic_folder_keeps_the_old_folder_when_the_writer_fails(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="writer failed"):
+        with atomic_folder(tmp_path / "out", replace=True) as folder:
+            (folder / "new.txt").write_text("new")
+            raise RuntimeError("writer failed")
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["old.txt"]
+
+
+def test_atomic_folder_replaces_a_non_empty_folder_only_when_asked(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    with pytest.raises(FileExistsError, match="out exists and is not empty"):
+        with atomic_folder(tmp_path / "out"):
+            pass
+    with atomic_folder(tmp_path / "out", replace=True) as folder:
+        (folder / "new.txt").write_text("new")
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["new.txt"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError, match="is not a folder"):
+        with atomic_folder(tmp_path / "file", replace=True):
+            pass

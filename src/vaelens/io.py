@@ -123,6 +123,46 @@ def atomic_path(path: Path):
             os.unlink(temporary)
 
 
+@contextmanager
+def atomic_folder(path: Path, replace: bool = False):
+    """Yield a staging folder beside `path` to fill; on success fsync what was written, rename the folder to
+    `path` and fsync the parent, so `path` is never a half-written folder, also after a power cut, and a failure
+    part-way (a full disk) leaves the old folder as it was. An empty folder at `path` is taken over; a non-empty
+    one is a FileExistsError unless `replace`, which moves it aside, renames the new folder in and only then
+    deletes the old one. A symbolic link at `path` is refused (it could point anywhere). Staging and old
+    folders are named `.<name>.<12 hex digits>.staging`, which remove_stale_temporaries clears after a kill."""
+    path = Path(path)
+    if path.is_symlink():
+        raise UnsafePath(f"{path} is a symbolic link; vaelens will not write through it: replace it by a folder")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder; choose another output folder")
+    occupied = path.is_dir() and any(path.iterdir())
+    if occupied and not replace:
+        raise FileExistsError(f"{path} exists and is not empty; choose another output folder or replace it (--force)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.staging"
+    temporary.mkdir()
+    try:
+        with naming_the_file(temporary):
+            yield temporary
+            for written in temporary.rglob("*"):
+                if written.is_file():
+                    fsync_file(written)
+            fsync_directory(temporary)
+        old = path.parent / f".{path.name}.{secrets.token_hex(6)}.staging" if occupied else None
+        if old is not None:
+            os.replace(path, old)
+        elif path.is_dir():
+            path.rmdir()  # the empty folder given as the target (rmdir refuses one that was filled meanwhile)
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_path(path) as temporary:
         temporary.write_text(text)
@@ -135,32 +175,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, payload) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n")
-
-
-@contextmanager
-def atomic_folder(path: Path):
-    """Yield an empty staging folder beside `path`; on success it replaces the folder `path` whole, so a
-    failure part-way (a full disk) leaves the old folder as it was and no half-written one beside it."""
-    path = Path(path)
-    if path.is_symlink():
-        raise UnsafePath(f"{path} is a symbolic link; vaelens will not write through it: replace it by a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{path.name}.{secrets.token_hex(6)}.staging"
-    staging.mkdir()
-    try:
-        with naming_the_file(staging):
-            yield staging
-        for entry in staging.iterdir():
-            if entry.is_file():
-                fsync_file(entry)
-        previous = path.parent / f".{path.name}.{secrets.token_hex(6)}.staging"
-        if path.exists():
-            os.replace(path, previous)
-        os.replace(staging, path)
-        fsync_directory(path.parent)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def is_stale_temporary(path: Path) -> bool:

@@ -109,3 +109,19 @@ def test_convex_runs_get_new_ids_because_their_rule_changed():
     convex = resolve("dsprites-perceptual", None, ["loss.convention=convex"])
     assert config_module.config_hash(additive) == old_rule(additive)
     assert config_module.config_hash(convex) != old_rule(convex)  # 0.1's convex ignored w_p: retrain, don't mix
+
+
+@pytest.mark.parametrize("model_name,run_id", [("conv64", "5f7650e9a8ba"), ("conv32", "86997b94c73e"),
+                                               ("mlp", "89dba1d42ba9"), ("linear", "47b0bf8dd518")])
+def test_run_ids_of_models_other_than_resnet_are_those_handed_out_before_its_revision(model_name, run_id):
+    config = RunConfig()
+    config.model.name = model_name
+    assert config_module.config_hash(config) == run_id
+    assert config_module.config_hash(resolve("dsprites-bvae")) == "1288b26fb87b"
+
+
+def test_resnet_runs_get_new_ids_because_the_model_now_has_latent_diffusions_layout():
+    config = RunConfig()
+    config.model.name = "resnet"
+    assert config_module.config_hash(config) != "938d5b65e89f"  # the ids before the revision
+    assert config_module.config_hash(resolve("sd-vae-offline")) != "55c93a1873bb"

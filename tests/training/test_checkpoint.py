@@ -77,3 +77,29 @@ def test_pruning_keeps_the_newest_and_removes_both_files(tmp_path):
     assert [path.stem for path in list_checkpoints(tmp_path)] == ["step_000000002", "step_000000003"]
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "step_000000002.json", "step_000000002.safetensors", "step_000000003.json", "step_000000003.safetensors"]
+
+
+def test_a_revised_architecture_is_recorded_and_weights_of_its_earlier_revision_are_refused(tmp_path):
+    from vaelens.io import atomic_write_json, read_json
+    from vaelens.models import ResNetVAE
+    from vaelens.training.checkpoint import CheckpointError
+
+    model = ResNetVAE((3, 16, 16), 4, 8, (1, 2))
+    save_checkpoint(tmp_path, 5, {"model": model}, {}, {})
+    json_path = list_checkpoints(tmp_path)[-1]
+    tensors, meta = load_checkpoint(json_path)
+    assert meta["architectures"] == {"model": "resnet/latent-diffusion"}
+    restore(tensors, meta, {"model": ResNetVAE((3, 16, 16), 4, 8, (1, 2))})
+    # a checkpoint from before the resnet model's revision records no architecture
+    atomic_write_json(json_path, {key: value for key, value in read_json(json_path).items() if key != "architectures"})
+    tensors, meta = load_checkpoint(json_path)
+    with pytest.raises(CheckpointError, match="checkpoint step 5 holds 'model' weights of another revision of this "
+                                              "architecture .saved: the one before revisions were recorded; this "
+                                              "vaelens builds: resnet/latent-diffusion.*train it again in a new run "
+                                              "directory"):
+        restore(tensors, meta, {"model": ResNetVAE((3, 16, 16), 4, 8, (1, 2))})
+
+
+def test_modules_never_revised_record_no_architecture(tmp_path):
+    _save(tmp_path, 1)
+    assert "architectures" not in load_checkpoint(list_checkpoints(tmp_path)[-1])[1]

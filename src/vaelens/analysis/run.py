@@ -214,7 +214,7 @@ def write_analysis(results: dict, folder: Path, model=None, objective=None, data
     folder = Path(folder)
     with folder_lock(folder, "an analysis"):
         refuse_symlinks(folder, ("analysis", "analysis.json"), "output folder")
-        with atomic_folder(folder / "analysis") as plots:
+        with atomic_folder(folder / "analysis", replace=True) as plots:
             _write_figures(results, plots, model, objective, data)
         path = folder / "analysis.json"
         atomic_write_json(path, results)

@@ -54,10 +54,16 @@ def _nested(flat: dict) -> dict:
     return nested
 
 
-MEANING_CHANGES = {("loss.convention", "convex"): ("loss.convex_rule", "neural term weighted by w_p (0.2)")}
+MEANING_CHANGES = {
+    ("loss.convention", "convex"): ("loss.convex_rule", "neural term weighted by w_p (0.2)"),
+    ("model.name", "resnet"): ("model.resnet_layout", "latent-diffusion: one-sided downsampler padding, [-1, 1] "
+                                                      "inside, one GroupNorm group count"),
+}
 """(key, value) -> (marker key, marker) added to the hashed values of configs whose meaning changed while
-their keys did not: a convex run of 0.1 ignored w_p, one of 0.2 applies it, so they must not share a run
-id (a rerun of an old sweep retrains such runs instead of mixing the two rules)."""
+their keys did not, so they must not share a run id (a rerun of an old sweep retrains such runs instead of
+mixing the two meanings): a convex run of 0.1 ignored w_p, one of 0.2 applies it; the resnet model was
+brought to latent-diffusion's layout (so that it exports to diffusers exactly), and its earlier checkpoints
+are refused (VAE.architecture)."""
 
 
 def config_hash(config) -> str:

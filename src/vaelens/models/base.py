@@ -21,6 +21,10 @@ class VAE(nn.Module):
 
     image_shape: tuple[int, int, int]
     latent_shape: tuple[int, ...]
+    architecture: str | None = None
+    """Names a revision of the model's computation made under an unchanged config. Checkpoints record it, and
+    weights saved under another revision are refused rather than run in a network they were not trained in;
+    None for a model never revised."""
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -87,9 +87,12 @@ def save_checkpoint(folder: Path, step: int, modules: dict[str, torch.nn.Module]
             save_file(tensors, str(temporary))
         except SafetensorError as error:  # a full disk arrives as safetensors' own error, not an OSError
             raise (os_error_of(error, tensor_path) or error) from error
+    architectures = {name: module.architecture for name, module in modules.items()
+                     if getattr(module, "architecture", None) is not None}
     atomic_write_json(folder / f"step_{step:09d}.json", {
         "format": FORMAT, "step": step, "sha256": _sha256(tensor_path), "optimizers": optimizer_meta,
-        "modules": sorted(modules), "generators": sorted(generators), **(extra or {}),
+        "modules": sorted(modules), "generators": sorted(generators),
+        **({"architectures": architectures} if architectures else {}), **(extra or {}),
     })
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
@@ -134,6 +137,7 @@ def restore(tensors: dict, meta: dict, modules: dict[str, torch.nn.Module],
             optimizers: dict[str, torch.optim.Optimizer] | None = None,
             generators: dict[str, torch.Generator] | None = None) -> None:
     """Load module weights, optimizer states and generator states from a verified checkpoint."""
+    _check_architectures(meta, modules)
     for name, module in modules.items():
         prefix = f"{name}."
         weights = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
@@ -147,6 +151,20 @@ def restore(tensors: dict, meta: dict, modules: dict[str, torch.nn.Module],
         _match_parameter_layouts(optimizer)
     for name, generator in (generators or {}).items():
         generator.set_state(tensors[f"rng.{name}"])
+
+
+def _check_architectures(meta: dict, modules: dict[str, torch.nn.Module]) -> None:
+    """Refuse weights saved under another revision of a module's computation (see VAE.architecture): they
+    would load, as the shapes agree, and silently run in a network they were not trained in."""
+    saved = meta.get("architectures", {})
+    for name, module in modules.items():
+        built = getattr(module, "architecture", None)
+        if saved.get(name) != built:
+            raise CheckpointError(
+                f"checkpoint step {meta['step']} holds '{name}' weights of another revision of this architecture "
+                f"(saved: {saved.get(name) or 'the one before revisions were recorded'}; this vaelens builds: "
+                f"{built or 'the unrevised one'}), which would run in a network they were not trained in; "
+                "train it again in a new run directory (its run id has changed, so `vaelens sweep` does so itself)")
 
 
 def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
