@@ -327,6 +327,7 @@ EXECUTOR_COMMANDS = ("sweep", "reproduce")
 def build_parser(executor_options: bool = True) -> argparse.ArgumentParser:
     """The command line; `executor_options` adds every executor's options to sweep and reproduce (which imports
     the executors, torch with them)."""
+    from vaelens.compare_cli import add_compare_parser
     from vaelens.features.cli import add_fit_features_parser
     from vaelens.theory.cli import add_theory_parser
 
@@ -337,7 +338,8 @@ def build_parser(executor_options: bool = True) -> argparse.ArgumentParser:
     with_executors = (_add_sweep_parser, _add_reproduce_parser)
     for add_parser in (_add_train_parser, _add_config_parser, _add_analyze_parser, _add_sweep_parser,
                        _add_report_parser, _add_plan_parser, _add_publish_parser, _add_plateau_parser,
-                       _add_reproduce_parser, _add_demo_parser, add_fit_features_parser, add_theory_parser):
+                       _add_reproduce_parser, _add_demo_parser, add_fit_features_parser, add_theory_parser,
+                       add_compare_parser):
         if add_parser in with_executors:
             add_parser(commands, executor_options)
         else:
