@@ -108,11 +108,11 @@ def compare(specs: list[str], out, *, labels: list[str] | None = None, data_spec
     images, seed 0); every model gets the same. Models that cannot take the same images are refused before
     anything is analysed."""
     options = _check_options(options or AnalysisOptions(images=DEFAULT_COMPARE_IMAGES))
+    device = resolve_device(device)
     models = resolve_models(specs, labels)
     data_config = evaluation_data(models, data_spec, image_size)
     data = load_dataset(data_config, split="test")
     check_image_shape(models, data.image_shape, f"the evaluation data ({data_config.name}, test split)")
-    device = resolve_device(device)
     out = Path(out).expanduser()
     analyses, reused = [], []
     for model in tqdm(models, desc="compare", disable=not progress, leave=False):

@@ -19,7 +19,7 @@ from vaelens.config import DataConfig
 from vaelens.errors import VaelensError
 from vaelens.io import read_json
 from vaelens.pretrained import autoencoder_config, downsampling_of
-from vaelens.training.checkpoint import CheckpointError
+from vaelens.runs import committed_steps
 from vaelens.training.rundir import RunDirectory
 
 LABEL = re.compile(r"[\w.+-]+")
@@ -63,10 +63,7 @@ class ComparedModel:
 def _run_model(path: Path) -> ComparedModel:
     directory = RunDirectory(path)
     config = directory.read_config()
-    steps = directory.checkpoint_steps()
-    if not steps:
-        raise CheckpointError(f"{directory.checkpoint_folder} holds no complete checkpoint; the run stopped before "
-                              "its first one: train it again or leave it out of the comparison")
+    steps = committed_steps(directory)
     channels, height, _ = read_json(directory.checkpoint_path(steps[-1]))["data"]["image_shape"]
     return ComparedModel("", "run", directory.path.resolve(), int(channels), int(height), data=config.data,
                          checkpoint_step=steps[-1])
