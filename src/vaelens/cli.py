@@ -1,5 +1,5 @@
 """The `vaelens` command line: train, config, analyze, sweep, report, plan, publish, plateau, reproduce, theory,
-demo, fit-features.
+demo, fit-features, export, compare.
 
 Each command's handler imports what it runs when it runs, so that `vaelens --help`, a typo in an option and
 `vaelens config` answer without importing torch and matplotlib (seconds on a small machine); the executors'
@@ -328,6 +328,7 @@ EXECUTOR_COMMANDS = ("sweep", "reproduce")
 def build_parser(executor_options: bool = True) -> argparse.ArgumentParser:
     """The command line; `executor_options` adds every executor's options to sweep and reproduce (which imports
     the executors, torch with them)."""
+    from vaelens.compare_cli import add_compare_parser
     from vaelens.export.cli import add_export_parser
     from vaelens.features.cli import add_fit_features_parser
     from vaelens.theory.cli import add_theory_parser
@@ -340,7 +341,7 @@ def build_parser(executor_options: bool = True) -> argparse.ArgumentParser:
     for add_parser in (_add_train_parser, _add_config_parser, _add_analyze_parser, _add_sweep_parser,
                        _add_report_parser, _add_plan_parser, _add_publish_parser, _add_plateau_parser,
                        _add_reproduce_parser, _add_demo_parser, add_fit_features_parser, add_theory_parser,
-                       add_export_parser):
+                       add_export_parser, add_compare_parser):
         if add_parser in with_executors:
             add_parser(commands, executor_options)
         else:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from vaelens.errors import MissingDependency, UnsafePickle
+from vaelens.io import read_json
 from vaelens.models.base import PosteriorEncoder
 
 
@@ -24,7 +25,7 @@ class DiffusersAutoencoder(nn.Module, PosteriorEncoder):
     def __init__(self, autoencoder: nn.Module, image_size: int):
         super().__init__()
         config = autoencoder.config
-        downsampling = 2 ** (len(config.block_out_channels) - 1)
+        downsampling = downsampling_of(config.block_out_channels)
         if image_size % downsampling:
             raise ValueError(f"this AutoencoderKL downsamples by {downsampling}; image size {image_size} "
                              "is not divisible by it")
@@ -62,6 +63,28 @@ def _refuse_pickled_weights(folder: Path) -> None:
     raise FileNotFoundError(f"{folder} holds no diffusion_pytorch_model.safetensors weights")
 
 
+def _model_folder(path: str | Path) -> tuple[Path, str | None]:
+    """(folder, subfolder) of an AutoencoderKL: a VAE folder, or a pipeline folder with vae/."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no diffusers model folder at {folder}")
+    subfolder = "vae" if (folder / "vae" / "config.json").is_file() else None
+    if not (folder / (subfolder or "") / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no AutoencoderKL config.json (nor vae/config.json)")
+    return folder, subfolder
+
+
+def downsampling_of(block_out_channels) -> int:
+    """How much an AutoencoderKL with these blocks shrinks each side: every block but the last halves it."""
+    return 2 ** (len(block_out_channels) - 1)
+
+
+def autoencoder_config(path: str | Path) -> dict:
+    """The config.json of an AutoencoderKL folder (or of a pipeline's vae/), read without loading the weights."""
+    folder, subfolder = _model_folder(path)
+    return read_json(folder / (subfolder or "") / "config.json")
+
+
 def load_diffusers_autoencoder(path: str | Path, image_size: int, device="cpu") -> DiffusersAutoencoder:
     """Load an AutoencoderKL from a local folder (a VAE folder, or a pipeline folder with vae/)."""
     try:
@@ -69,12 +92,7 @@ def load_diffusers_autoencoder(path: str | Path, image_size: int, device="cpu") 
     except ImportError as error:
         raise MissingDependency("probing diffusers models needs the optional extra: "
                                 "pip install 'vaelens[diffusers]'") from error
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no diffusers model folder at {folder}")
-    subfolder = "vae" if (folder / "vae" / "config.json").is_file() else None
-    if not (folder / (subfolder or "") / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} holds no AutoencoderKL config.json (nor vae/config.json)")
+    folder, subfolder = _model_folder(path)
     _refuse_pickled_weights(folder / (subfolder or ""))
     # use_safetensors: diffusers would otherwise fall back to unpickling a .bin file
     autoencoder = AutoencoderKL.from_pretrained(str(folder), subfolder=subfolder, local_files_only=True,

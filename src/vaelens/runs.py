@@ -35,6 +35,15 @@ class LoadedRun:
         return RunDirectory(self.run_dir).status()
 
 
+def committed_steps(directory: RunDirectory) -> list[int]:
+    """The steps of a run's committed checkpoints, oldest first; a CheckpointError when it has none."""
+    steps = directory.checkpoint_steps()
+    if not steps:
+        raise CheckpointError(f"{directory.checkpoint_folder} holds no complete checkpoint; "
+                              "the run stopped before its first one: train it again")
+    return steps
+
+
 def load_run(path: str | Path, device: str | torch.device = "cpu", step: int | None = None) -> LoadedRun:
     """Rebuild the model of a run from config.yaml and its newest checkpoint (safetensors only), or the
     checkpoint of `step` when given.
@@ -44,10 +53,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", step: int | N
     `vaelens train --resume` continues from."""
     directory = RunDirectory(path)
     config = directory.read_config()
-    steps = directory.checkpoint_steps()
-    if not steps:
-        raise CheckpointError(f"{directory.checkpoint_folder} holds no complete checkpoint; "
-                              "the run stopped before its first one: train it again")
+    steps = committed_steps(directory)
     if step is not None and step not in steps:
         raise CheckpointError(f"{directory.checkpoint_folder} has no checkpoint of step {step}; it has steps "
                               f"{', '.join(map(str, steps))}")

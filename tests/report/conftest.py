@@ -1,11 +1,13 @@
 """Runs for the report tests: records constructed with chosen metrics (`make_run`), and a tiny real sweep
-directory, built without the sweep package: 2 losses x 2 seeds at one beta.
+directory, built without the sweep package: 2 losses x 2 seeds at one beta; and a headless Chromium (`browser`,
+`page_images`) for the pages' browser tests; a tiny AutoencoderKL (`save_autoencoder`).
 
 The real runs are trained with vaelens.training.train and analysed with vaelens.analysis, then indexed
 in a sweep.json of the layout `vaelens sweep` writes (see vaelens.training.sweepdir).
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,26 @@ def write_tiny_sweep(sweep_dir: Path, runs: list[tuple[str, list[str]]], failed:
     return sweep_dir
 
 
+def _save_autoencoder(folder: Path, in_channels: int) -> Path:
+    """Save a randomly initialised AutoencoderKL into `folder`: four blocks (downsampling 8: 4 x 8 x 8 latents of
+    64-pixel images) of 8 channels."""
+    import torch
+
+    diffusers = pytest.importorskip("diffusers")
+    torch.manual_seed(0)
+    diffusers.AutoencoderKL(
+        in_channels=in_channels, out_channels=in_channels, latent_channels=4, layers_per_block=1, norm_num_groups=4,
+        block_out_channels=(8, 8, 8, 8), sample_size=64,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def save_autoencoder():
+    """save_autoencoder(folder, in_channels): a tiny random AutoencoderKL saved as a diffusers folder."""
+    return _save_autoencoder
+
+
 @pytest.fixture(scope="session")
 def tiny_sweep(tmp_path_factory):
     """pointwise and +perceptual (additive), seeds 0 and 1, beta 2, plus one failed run."""
@@ -83,3 +105,66 @@ def tiny_sweep(tmp_path_factory):
             os.environ.pop("VAELENS_CACHE", None)
         else:
             os.environ["VAELENS_CACHE"] = previous
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+REQUIRE_BROWSER = os.environ.get("VAELENS_REQUIRE_BROWSER") == "1"
+"""Set by .ci/run: a missing browser then fails the test instead of skipping it."""
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--window-size=1200,2400")
+"""Offline headless Chromium: without the networking flags it waits on refused connections at start."""
+
+IMAGE_STATES = """
+return Array.from(document.images, image => {
+    const box = image.getBoundingClientRect();
+    return {alt: image.alt, complete: image.complete, natural: image.naturalWidth, width: box.width,
+            height: box.height};
+});"""
+DECODE_ALL = """
+const done = arguments[arguments.length - 1];
+Promise.all(Array.from(document.images, image => image.decode().then(() => null, () => image.alt)))
+    .then(failures => done(failures.filter(alt => alt !== null)));"""
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A headless Chromium driven by the system's chromedriver; skipped (or failed, when
+    VAELENS_REQUIRE_BROWSER=1) where either, or the selenium package, is missing."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        webdriver = None
+    missing = [name for name, found in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER),
+                                        ("the selenium package", webdriver)) if not found]
+    if missing:
+        advice = ("missing " + ", ".join(missing) + "; Debian: apt-get install chromium chromium-driver, "
+                  "and pip install -e '.[test]'")
+        if REQUIRE_BROWSER:
+            pytest.fail(f"VAELENS_REQUIRE_BROWSER=1 but the browser test cannot run: {advice}")
+        pytest.skip(advice)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path keeps Selenium Manager from trying to download one.
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(120)
+    driver.set_script_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page_images():
+    """page_images(driver): the states of every image of the loaded page (alt, complete, natural width, laid-out
+    width and height), after asserting that every one decodes."""
+    def states(driver) -> list[dict]:
+        assert driver.execute_async_script(DECODE_ALL) == [], "every image must decode"
+        return driver.execute_script(IMAGE_STATES)
+    return states

@@ -4,7 +4,6 @@ import base64
 import csv
 import io
 import json
-import os
 import re
 import shutil
 from html.parser import HTMLParser
@@ -215,68 +214,14 @@ def test_report_size_stays_within_a_per_run_budget(tiny_sweep, tmp_path):
     assert large.read_text().count("<img ") == 6 + 24
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-REQUIRE_BROWSER = os.environ.get("VAELENS_REQUIRE_BROWSER") == "1"
-"""Set by .ci/run: a missing browser then fails the test instead of skipping it."""
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--window-size=1200,2400")
-"""Offline headless Chromium: without the networking flags it waits on refused connections at start."""
-
-IMAGE_STATES = """
-return Array.from(document.images, image => {
-    const box = image.getBoundingClientRect();
-    return {alt: image.alt, complete: image.complete, natural: image.naturalWidth, width: box.width,
-            height: box.height};
-});"""
-DECODE_ALL = """
-const done = arguments[arguments.length - 1];
-Promise.all(Array.from(document.images, image => image.decode().then(() => null, () => image.alt)))
-    .then(failures => done(failures.filter(alt => alt !== null)));"""
-
-
-@pytest.fixture
-def browser(tmp_path):
-    """A headless Chromium driven by the system's chromedriver; skipped (or failed, when
-    VAELENS_REQUIRE_BROWSER=1) where either, or the selenium package, is missing."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        webdriver = None
-    missing = [name for name, found in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER),
-                                        ("the selenium package", webdriver)) if not found]
-    if missing:
-        advice = ("missing " + ", ".join(missing) + "; Debian: apt-get install chromium chromium-driver, "
-                  "and pip install -e '.[test]'")
-        if REQUIRE_BROWSER:
-            pytest.fail(f"VAELENS_REQUIRE_BROWSER=1 but the browser test cannot run: {advice}")
-        pytest.skip(advice)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path keeps Selenium Manager from trying to download one.
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(120)
-    driver.set_script_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def test_page_renders_in_headless_chromium(report, browser):
+def test_page_renders_in_headless_chromium(report, browser, page_images):
     browser.get(report.as_uri())
     assert browser.title == f"vaelens report: {report.parent.name}"
     summaries = browser.execute_script("return Array.from(document.querySelectorAll('summary'), "
                                        "s => s.getBoundingClientRect().height)")
     assert len(summaries) == 2 and all(height > 0 for height in summaries), "the run groups' summaries show"
     browser.execute_script("document.querySelectorAll('details').forEach(group => { group.open = true; })")
-    assert browser.execute_async_script(DECODE_ALL) == [], "every image must decode"
-    states = browser.execute_script(IMAGE_STATES)
+    states = page_images(browser)
     assert len(states) == report.read_text().count("<img ") == 12
     for state in states:
         assert state["complete"] and state["natural"] > 0, f"{state['alt']} did not load"
@@ -312,10 +257,9 @@ def _claims_column(browser, name: str) -> list | None:
                                                          row.getBoundingClientRect().height]);""", name)
 
 
-def test_matched_rate_and_mechanism_render_in_headless_chromium(constructed_page, browser):
+def test_matched_rate_and_mechanism_render_in_headless_chromium(constructed_page, browser, page_images):
     browser.get(constructed_page.as_uri())
-    assert browser.execute_async_script(DECODE_ALL) == [], "every image must decode"
-    states = browser.execute_script(IMAGE_STATES)
+    states = page_images(browser)
     assert [state["alt"] for state in states] == ["dsprites-64 | +perceptual | additive", "dsprites-64"]
     assert all(state["complete"] and state["width"] > 0 and state["height"] > 0 for state in states)
     headings = browser.execute_script("return Array.from(document.querySelectorAll('h2'), h => h.textContent)")

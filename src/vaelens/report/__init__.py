@@ -1,5 +1,6 @@
 """Reports of a sweep: results.csv, claims.json (C1-C4, Holm-adjusted verdicts), a self-contained report.html and the
-generated blocks of a study document, all rendered from one content model (vaelens.report.content)."""
+generated blocks of a study document, all rendered from one content model (vaelens.report.content); and the
+side-by-side comparison of several models (vaelens.report.compare: compare.html, compare.csv)."""
 
 from vaelens.report.build import BuiltReport, build_report, claims_text
 from vaelens.report.claim_rows import ClaimRow, ClaimsReport

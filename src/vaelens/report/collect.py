@@ -39,9 +39,14 @@ def results_table(records: list[RunRecord]) -> tuple[list[str], list[list]]:
 def write_results_csv(records: list[RunRecord], path: Path) -> Path:
     """results.csv (atomic). Information metrics are in nats; the convention column names the weighting."""
     header, rows = results_table(records)
+    atomic_write_text(Path(path), csv_text(header, rows))
+    return Path(path)
+
+
+def csv_text(header: list[str], rows: list[list]) -> str:
+    """A CSV file's text: the header, then the rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    atomic_write_text(Path(path), buffer.getvalue())
-    return Path(path)
+    return buffer.getvalue()

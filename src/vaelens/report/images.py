@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,14 +56,19 @@ def reconstruction_panel(record: RunRecord) -> Panel | None:
     for path in (record.run_dir / "images" / "reconstructions.png",
                  record.run_dir / "analysis" / "reconstructions.png"):
         if path.is_file():
-            try:
-                with Image.open(path) as image:
-                    array = np.asarray(image.convert("L" if image.mode in ("L", "1") else "RGB"))
-            except (OSError, ValueError) as error:
-                raise ValueError(f"{path} is not a readable PNG ({error}); delete it (`vaelens analyze "
-                                 f"{record.run_dir}` draws analysis/reconstructions.png anew)") from error
-            return encode_panel(array)
+            return png_panel(path, f"delete it (`vaelens analyze {record.run_dir}` draws analysis/reconstructions.png "
+                                   "anew)")
     return None
+
+
+def png_panel(path: Path, advice: str) -> Panel:
+    """A PNG file re-encoded for the page; a ValueError ending in `advice` when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("L" if image.mode in ("L", "1") else "RGB"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable PNG ({error}); {advice}") from error
+    return encode_panel(array)
 
 
 def top_kl_units(record: RunRecord, count: int) -> list[int]:

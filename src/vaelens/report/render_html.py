@@ -124,10 +124,11 @@ def section_html(section: Section) -> list[str]:
             *figures_html(section.figures), *_text_and_tables(rest)]
 
 
-def render_page(title: str, sections: list[Section]) -> str:
-    """The whole page as one string."""
+def render_page(title: str, sections: list[Section], note: str = PAGE_NOTE) -> str:
+    """The whole page as one string; `note` is said under the title (what the numbers are in, where the files
+    beside the page are)."""
     parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"), f"<p>{PAGE_NOTE}</p>"]
+              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"), f"<p>{html.escape(note)}</p>"]
     for section in sections:
         parts += section_html(section)
     parts.append("</body></html>")
