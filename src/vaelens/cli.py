@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from vaelens.cli_errors import EXPECTED_ERRORS, describe_error, interruption_message, sigterm_as_interrupt
+from vaelens.cli_options import add_analysis_switches, image_count_argument
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,13 +217,6 @@ def _add_config_parser(commands) -> None:
     show.set_defaults(handler=command_config)
 
 
-def _image_count(text: str):
-    """--images: an integer or "auto" (imported when used, so `vaelens --help` stays light)."""
-    from vaelens.analysis.sample_size import image_count
-
-    return image_count(text)
-
-
 def _add_analyze_parser(commands) -> None:
     analyze = commands.add_parser("analyze", help="measure a trained model's latents -> analysis.json + plots")
     analyze.add_argument("run_dir", nargs="?", help="a vaelens run directory")
@@ -231,17 +225,9 @@ def _add_analyze_parser(commands) -> None:
                                         "e.g. folder:~/images")
     analyze.add_argument("--image-size", type=int, default=None, help="image size for --data (default: run's, or 64)")
     analyze.add_argument("--out", help="output folder (default: the run directory)")
-    analyze.add_argument("--images", type=_image_count, default=None,
+    analyze.add_argument("--images", type=image_count_argument, default=None,
                          help='images to encode, or "auto" (the default: log N >= rate + 1 nat, 2,000-20,000)')
-    analyze.add_argument("--probe", action="store_true",
-                         help="mechanistic probe under the run's own loss (probe.*, analysis/probe.png)")
-    analyze.add_argument("--quick", action="store_true", help="smaller disentanglement estimates")
-    analyze.add_argument("--no-disentanglement", action="store_true",
-                         help="skip the disentanglement scores (FactorVAE renders ~10^5 dSprites)")
-    analyze.add_argument("--diverged", action="store_true",
-                         help="analyse a diverged run at its last good checkpoint (refused otherwise)")
-    analyze.add_argument("--device", default="auto")
-    analyze.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_analysis_switches(analyze, "mechanistic probe under the run's own loss (probe.*, analysis/probe.png)")
     analyze.set_defaults(handler=command_analyze)
 
 

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _image_count(text: str) -> int:
-    from vaelens.analysis.sample_size import image_count
-
-    return image_count(text)
+from vaelens.cli_options import add_analysis_switches, image_count_argument
 
 
 def add_compare_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,18 +29,11 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
                                        "e.g. folder:~/images; pretrained models alone need it")
     parser.add_argument("--image-size", type=int, default=None,
                         help="image size for --data (default: the runs', or 64 for pretrained models alone)")
-    parser.add_argument("--images", type=_image_count, default=None,
+    parser.add_argument("--images", type=image_count_argument, default=None,
                         help="images every model encodes, one count for all (default 2000: the fewest "
                              '"auto" encodes in `vaelens analyze`)')
     parser.add_argument("--seed", type=int, default=0, help="seed of the image draws (default 0)")
-    parser.add_argument("--probe", action="store_true", help="the mechanistic probe for the runs (their own loss)")
-    parser.add_argument("--quick", action="store_true", help="smaller disentanglement estimates")
-    parser.add_argument("--no-disentanglement", action="store_true",
-                        help="skip the disentanglement scores (FactorVAE renders ~10^5 dSprites)")
-    parser.add_argument("--diverged", action="store_true",
-                        help="analyse a diverged run at its last good checkpoint (refused otherwise)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_analysis_switches(parser, "the mechanistic probe for the runs (their own loss)")
     parser.set_defaults(handler=command_compare)
     return parser
 
