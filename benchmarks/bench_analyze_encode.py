@@ -58,15 +58,14 @@ def child(model_folder: str, images: int, image_size: int, out: str) -> None:
 
     import vaelens
     from vaelens.analysis import analyze
-    from vaelens.analysis.target import _data_config
+    from vaelens.config import DataConfig
     from vaelens.data import load_dataset
     from vaelens.pretrained import load_diffusers_autoencoder
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     model = load_diffusers_autoencoder(model_folder, image_size, "cpu")
-    config = _data_config("natural", image_size)
-    config.test_fraction = 0.0
-    data = load_dataset(config, split="test")
+    # As `vaelens analyze --model` loads --data: every image of the split is evaluation data.
+    data = load_dataset(DataConfig(name="natural", image_size=image_size, test_fraction=0.0), split="test")
     tally = {"encode_seconds": 0.0, "encode_images": 0, "decode_seconds": 0.0, "decode_images": 0}
     model.autoencoder.encode = _counted(model.autoencoder.encode, tally, "encode")
     model.autoencoder.decode = _counted(model.autoencoder.decode, tally, "decode")

@@ -103,6 +103,7 @@ def test_cli_probes_a_diffusers_autoencoder(saved_autoencoder, image_folder, tmp
 def test_a_diffusers_analysis_measures_its_latent_scale_beside_the_configured_one(tmp_path, image_folder, capsys):
     """FLUX-style factors in the config; the measured ones are those of the documented posterior samples, and the
     distortions (decoded from the one encoding pass) equal those of encoding the scored images again."""
+    from vaelens.config import DataConfig
     from vaelens.data import load_dataset
     from vaelens.metrics.distortion import distortion_report
     from vaelens.metrics.latent_stats import latent_diffusion_statistics
@@ -120,8 +121,8 @@ def test_a_diffusers_analysis_measures_its_latent_scale_beside_the_configured_on
     assert (results["model.configured_scaling_factor"], results["model.configured_shift_factor"]) == (0.3611, 0.1159)
     assert "model.configured_latents_mean" not in results
     model = load_diffusers_autoencoder(tmp_path / "vae", 16)
-    data = load_dataset(__import__("vaelens").config.DataConfig(name="folder", path=str(image_folder), image_size=16,
-                                                                test_fraction=0.0), split="test")
+    data = load_dataset(DataConfig(name="folder", path=str(image_folder), image_size=16, test_fraction=0.0),
+                        split="test")
     with torch.no_grad():
         mu, logvar = model.encode(data.images(torch.arange(data.num_images)))
         expected = latent_diffusion_statistics(mu, logvar, seed=results["seed"]).to_dict()
