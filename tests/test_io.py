@@ -1,5 +1,7 @@
-"""Atomic writes: new files get the umask's mode, data and rename are fsynced, killed writes are cleaned up."""
+"""Atomic writes: new files get the umask's mode, data and rename are fsynced, killed writes are cleaned up; CSV
+cells are safe to open in a spreadsheet."""
 
+import csv
 import os
 import stat
 import subprocess
@@ -11,11 +13,13 @@ import pytest
 from vaelens.io import (
     atomic_folder,
     atomic_path,
+    atomic_write_csv,
     atomic_write_json,
     atomic_write_text,
     is_stale_temporary,
     read_json,
     remove_stale_temporaries,
+    spreadsheet_safe,
 )
 
 
@@ -172,3 +176,21 @@ def test_atomic_folder_replaces_a_non_empty_folder_only_when_asked(tmp_path):
     with pytest.raises(FileExistsError, match="is not a folder"):
         with atomic_folder(tmp_path / "file", replace=True):
             pass
+
+
+@pytest.mark.parametrize("cell,expected", [
+    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+    ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=1", "'\t=1"), ("\r=1", "'\r=1"),
+    ("-0.004", "-0.004"), ("+5", "+5"), ("-1e-3", "-1e-3"), (-0.004, -0.004), (3, 3), (True, True), (None, None),
+    ("runs/b4", "runs/b4"), ("a=b", "a=b"), ("", ""),
+])
+def test_formula_cells_are_quoted_and_numbers_are_not(cell, expected):
+    assert spreadsheet_safe(cell) == expected
+
+
+def test_a_csv_reads_back_with_its_formula_cells_quoted(tmp_path):
+    atomic_write_csv(tmp_path / "table.csv", ["name", "=value"], [["@run", -0.004], ["plain", "-1+2"]])
+    rows = list(csv.reader((tmp_path / "table.csv").open()))
+    assert rows == [["name", "'=value"], ["'@run", "-0.004"], ["plain", "'-1+2"]]
+    atomic_write_csv(tmp_path / "kept.csv", ["family", "name"], [["+both", "+both"]], verbatim_columns=["family"])
+    assert list(csv.reader((tmp_path / "kept.csv").open()))[1] == ["+both", "'+both"]

@@ -118,3 +118,43 @@ def test_a_pickled_diffusers_folder_is_refused_in_one_line_without_unpickling(tm
     assert code == 2 and len(lines) == 1 and "Traceback" not in captured.err
     assert "diffusion_pytorch_model.bin is not a safe checkpoint" in lines[0] and "will not unpickle" in lines[0]
     assert "weights_only set to False" not in captured.err and "this pickle ran code" not in captured.out
+
+
+def test_a_diffusers_analysis_measures_its_latent_scale_beside_the_configured_one(tmp_path, image_folder, capsys):
+    """FLUX-style factors in the config; the measured ones are those of the documented posterior samples, and the
+    distortions (decoded from the one encoding pass) equal those of encoding the scored images again."""
+    from vaelens.config import DataConfig
+    from vaelens.data import load_dataset
+    from vaelens.metrics.distortion import distortion_report
+    from vaelens.metrics.latent_stats import latent_diffusion_statistics
+    from vaelens.sampling import random_subset
+
+    autoencoder = _tiny_autoencoder()
+    autoencoder.register_to_config(scaling_factor=0.3611, shift_factor=0.1159)
+    autoencoder.save_pretrained(tmp_path / "vae")
+    out = tmp_path / "probe"
+    code = main(["analyze", "--model", f"diffusers:{tmp_path / 'vae'}", "--data", f"folder:{image_folder}",
+                 "--image-size", "16", "--out", str(out), "--no-progress", "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    results = json.loads((out / "analysis.json").read_text())
+    assert (results["model.configured_scaling_factor"], results["model.configured_shift_factor"]) == (0.3611, 0.1159)
+    assert "model.configured_latents_mean" not in results
+    model = load_diffusers_autoencoder(tmp_path / "vae", 16)
+    data = load_dataset(DataConfig(name="folder", path=str(image_folder), image_size=16, test_fraction=0.0),
+                        split="test")
+    with torch.no_grad():
+        mu, logvar = model.encode(data.images(torch.arange(data.num_images)))
+        expected = latent_diffusion_statistics(mu, logvar, seed=results["seed"]).to_dict()
+        scored = random_subset(data.num_images, results["distortion.num_images"], results["distortion.seed"])
+        images = data.images(scored)
+        again = distortion_report(images, model.reconstruct(model.encode(images)[0]))
+    for key, value in expected.items():
+        assert results[f"latent_stats.{key}"] == pytest.approx(value, rel=1e-6), key
+    for key in ("mse", "mse_sum", "psnr", "ssim"):
+        assert results[f"distortion.{key}"] == pytest.approx(again[key], rel=1e-6), key
+    scale = f"{results['latent_stats.scaling_factor']:.5g}"
+    assert f"scaling_factor {results['latent_stats.scaling_factor']:.4g} (se " in printed
+    assert "configured scaling_factor 0.3611, configured shift_factor 0.1159" in printed
+    assert f'config.json: "scaling_factor": {scale} (SD), or "scaling_factor": {scale}, "shift_factor": ' in printed
+    assert '"latents_mean": [' in printed and 'with "scaling_factor": 1.0' in printed

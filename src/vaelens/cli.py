@@ -65,17 +65,14 @@ def command_config(args) -> int:
 
 def command_analyze(args) -> int:
     from vaelens.analysis import analyze_target
+    from vaelens.analysis.summary import summary_lines
 
     path, results = analyze_target(args.run_dir, model_spec=args.model, data_spec=args.data, out=args.out,
                                    image_size=args.image_size,
                                    max_images=args.images, quick=args.quick, device=args.device,
                                    progress=not args.no_progress, allow_diverged=args.diverged, probe=args.probe,
                                    disentanglement=not args.no_disentanglement)
-    print(f"analysis written: {path}")
-    for key in ("rate", "mutual_information", "active_units", "geometry.isoscore",
-                "posterior_variance.normalized_entropy"):
-        if key in results:
-            print(f"  {key}: {results[key]:.4g}")
+    print("\n".join([f"analysis written: {path}", *summary_lines(results)]))
     return 0
 
 

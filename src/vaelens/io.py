@@ -3,10 +3,13 @@
 A write goes to `.<target name>.<random>.tmp` in the target's folder, is fsynced, renamed over the
 target, and the folder is fsynced so the rename itself survives a power cut. A write killed before
 the rename leaves only such a temporary behind; `remove_stale_temporaries` clears them.
+CSV files are written with every cell made safe to open in a spreadsheet (`spreadsheet_safe`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -175,6 +178,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, payload) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n")
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection")."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def spreadsheet_safe(cell):
+    """`cell` as a spreadsheet should show it: a string that begins like a formula gets a leading single quote
+    (OWASP's advice against CSV injection: run names, data names, paths and labels are chosen by users); numbers,
+    negative ones included, and strings that are plain numbers ("-0.004") stay as they are."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_PREFIXES) and not _is_number(cell):
+        return "'" + cell
+    return cell
+
+
+def atomic_write_csv(path: Path, header, rows, verbatim_columns=()) -> None:
+    """A CSV file of `header` and `rows` (atomic), every cell passed through `spreadsheet_safe` except those of
+    `verbatim_columns` (header names): columns of the writer's own vocabulary, which no user string reaches."""
+    verbatim = [name in set(verbatim_columns) for name in header]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([spreadsheet_safe(cell) for cell in header])
+    writer.writerows([cell if kept else spreadsheet_safe(cell) for cell, kept in zip(row, verbatim)] for row in rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def is_stale_temporary(path: Path) -> bool:

@@ -4,7 +4,8 @@
 that protocol (`PosteriorEncoder`): images in [0, 1] go in as [-1, 1], `latent_dist.mean` and
 `.logvar` come out. The latents are the raw ones the KL term regularised during the VAE's training
 (not multiplied by the diffusion `scaling_factor`), so rate and KL against N(0, I) mean what they
-meant in training.
+meant in training. `describe()` records the scaling factors its config.json declares, which an analysis
+sets beside the ones it measures (`latent_stats.*`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from torch import nn
 from vaelens.errors import MissingDependency, UnsafePickle
 from vaelens.io import read_json
 from vaelens.models.base import PosteriorEncoder
+
+CONFIGURED_FACTORS = ("scaling_factor", "shift_factor", "latents_mean", "latents_std")
+"""AutoencoderKL config.json entries that rescale its latents for a diffusion model."""
+
+
+def _plain(value):
+    """A config entry as JSON: a float, a list of floats, or None."""
+    if value is None:
+        return None
+    return [float(item) for item in value] if isinstance(value, (list, tuple)) else float(value)
 
 
 class DiffusersAutoencoder(nn.Module, PosteriorEncoder):
@@ -46,8 +57,13 @@ class DiffusersAutoencoder(nn.Module, PosteriorEncoder):
         return ((self.autoencoder.decode(z.to(dtype)).sample.float() + 1) / 2).clamp(0, 1)
 
     def describe(self) -> dict:
+        """What the model is, and the latent scale its config.json declares for diffusion (beside the measured
+        latent_stats.* of an analysis): scaling_factor, and shift_factor, latents_mean, latents_std where set."""
+        config = self.autoencoder.config
+        configured = {f"configured_{name}": _plain(getattr(config, name, None)) for name in CONFIGURED_FACTORS}
         return {"model": "diffusers AutoencoderKL", "latent_shape": list(self.latent_shape),
-                "latents": "raw latent_dist (scaling_factor not applied)"}
+                "latents": "raw latent_dist (scaling_factor not applied)",
+                **{key: value for key, value in configured.items() if value is not None}}
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -58,6 +58,12 @@ QUANTITIES: tuple[Quantity, ...] = (
              csv=True),
     Quantity("variance_participation_ratio", ("posterior_variance.participation_ratio",),
              "participation ratio of E sigma^2", "dimensionless", csv=True),
+    # For latent diffusion (vaelens.metrics.latent_stats), in the units of the raw latents: named by their keys.
+    Quantity("latent_stats.scaling_factor", ("latent_stats.scaling_factor",), "scaling_factor (1 / std of z)",
+             "1 / latent units", csv=True),
+    Quantity("latent_stats.shift_factor", ("latent_stats.shift_factor",), "shift_factor (mean of z)", "latent units",
+             csv=True),
+    Quantity("latent_stats.sample_std", ("latent_stats.sample_std",), "std of z", "latent units", csv=True),
     Quantity("distortion.mse", ("distortion.mse",), "MSE per pixel", "MSE per pixel", "lower", distortion=True),
     Quantity("distortion.psnr", ("distortion.psnr",), "PSNR (dB)", "dB", "higher", distortion=True),
     Quantity("distortion.ssim", ("distortion.ssim",), "SSIM", "dimensionless", "higher", distortion=True),

@@ -99,3 +99,11 @@ def test_the_channel_view_is_flagged_against_its_own_ceiling():
     assert results["channel.mutual_information_ceiling"] == pytest.approx(math.log(48))
     assert results["channel.mutual_information_saturated"] is True
     assert results["mutual_information_ceiling"] == pytest.approx(math.log(12))
+
+
+def test_both_views_carry_the_latent_diffusion_statistics():
+    spatial = latent_statistics(*_posterior((12, 3, 2, 2)), seed=4)
+    vector = latent_statistics(*_posterior((30, 5)))
+    assert len(spatial["latent_stats.channel_std"]) == 3 and len(vector["latent_stats.channel_std"]) == 5
+    assert spatial["latent_stats.seed"] == 4 and spatial["latent_stats.num_images"] == 12
+    assert spatial["latent_stats.scaling_factor"] == 1 / spatial["latent_stats.sample_std"]

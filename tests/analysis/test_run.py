@@ -175,3 +175,43 @@ def test_auto_images_and_the_probe_write_documented_keys_and_a_probe_figure(trai
     run_module.write_analysis(results, tmp_path, loaded.model, loaded.objective, data)
     with Image.open(tmp_path / "analysis" / "probe.png") as figure:
         assert figure.format == "PNG" and min(figure.size) > 10
+
+
+CHANNEL_SCALES, CHANNEL_OFFSETS, POSTERIOR_STDS = (1.0, 3.0), (0.5, -2.0), (0.5, 2.0)
+
+
+class GaussianLatents(torch.nn.Module):
+    """mu = a_c x + m_c on N(0, I) pixels, sigma_c fixed: z of channel c is N(m_c, a_c^2 + sigma_c^2) exactly."""
+
+    image_shape, latent_shape = (1, 4, 4), (2, 2, 4)
+
+    def encode(self, x):
+        pixels = x.reshape(len(x), 2, 2, 4)
+        scale, offset = (torch.tensor(values).view(1, 2, 1, 1) for values in (CHANNEL_SCALES, CHANNEL_OFFSETS))
+        logvar = (2 * torch.tensor(POSTERIOR_STDS).log()).view(1, 2, 1, 1).expand_as(pixels)
+        return scale * pixels + offset, logvar
+
+    def reconstruct(self, z):
+        return torch.zeros(len(z), 1, 4, 4)
+
+
+def test_latent_diffusion_statistics_of_known_gaussian_latents(tmp_path):
+    from vaelens.config import DataConfig
+    from vaelens.data.gaussian import write_gaussian_source
+
+    source = write_gaussian_source(tmp_path / "pixels.npz", np.eye(16), num_samples=1000)
+    data = load_dataset(DataConfig(name="gaussian", path=str(source), test_fraction=0.0), split="test")
+    results = vaelens.analyze(GaussianLatents(), data, max_images=None, disentanglement=False, progress=False,
+                              seed=2)
+    scales, offsets, stds = (np.array(values) for values in (CHANNEL_SCALES, CHANNEL_OFFSETS, POSTERIOR_STDS))
+    channel_variance = scales ** 2 + stds ** 2
+    # Two equally sized channels pooled: the mean channel variance plus the spread of the channel means.
+    std = math.sqrt(channel_variance.mean() + offsets.var())
+    assert results["latent_stats.num_images"] == 1000 and results["latent_stats.seed"] == 2
+    assert abs(results["latent_stats.scaling_factor"] - 1 / std) < 4 * results["latent_stats.scaling_factor_stderr"]
+    assert abs(results["latent_stats.sample_std"] - std) < 4 * results["latent_stats.sample_std_stderr"]
+    assert abs(results["latent_stats.shift_factor"] - offsets.mean()) < 4 * results["latent_stats.sample_mean_stderr"]
+    assert results["latent_stats.mean_std"] == pytest.approx(math.sqrt((scales ** 2).mean() + offsets.var()), rel=0.03)
+    assert results["latent_stats.channel_mean"] == pytest.approx(offsets.tolist(), abs=0.1)
+    assert results["latent_stats.channel_std"] == pytest.approx(np.sqrt(channel_variance).tolist(), rel=0.03)
+    assert "distortion_skipped" in results  # Gaussian pixels leave [0, 1]

@@ -72,3 +72,22 @@ def test_a_fixed_count_is_used_as_given(tmp_path):
 def test_image_counts_must_be_auto_or_at_least_two(value):
     with pytest.raises(ValueError, match='at least 2 or "auto"'):
         check_image_count(value)
+
+
+def test_auto_encodes_each_image_once_and_gets_the_codes_of_a_direct_encoding(tmp_path):
+    from vaelens.analysis.encode import encode_images
+
+    data = gaussian_data(tmp_path, 6000)
+    model, _ = encoder_with_rate(1.9)
+    with torch.no_grad():
+        model.encoder_mean.weight.copy_(0.05 * torch.randn(model.encoder_mean.weight.shape,
+                                                           generator=torch.Generator().manual_seed(0)))
+    seen = []
+    encode = model.encode
+    model.encode = lambda x: seen.append(len(x)) or encode(x)
+    encoded, _ = encode_for_analysis(model, data, "auto", seed=4, device="cpu", progress=False)
+    assert AUTO_MIN_IMAGES < len(encoded.indices) == sum(seen), "the pilot's images are not encoded again"
+    direct = encode_images(model, data, len(encoded.indices), seed=4, progress=False)
+    assert torch.equal(direct.indices, encoded.indices)
+    torch.testing.assert_close(encoded.mu, direct.mu, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(encoded.logvar, direct.logvar)

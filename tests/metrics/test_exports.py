@@ -13,7 +13,7 @@ from pathlib import Path
 import vaelens
 import vaelens.metrics
 
-METRIC_MODULES = ("information", "geometry", "variance", "spatial", "distortion", "disentangle")
+METRIC_MODULES = ("information", "geometry", "variance", "spatial", "latent_stats", "distortion", "disentangle")
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

@@ -4,6 +4,8 @@ Vector latents (N, d) are measured once, with unprefixed keys. Spatial latents (
 measured twice (docs/science.md, "Information"): the unprefixed keys treat each of the C*h*w elements as a
 unit ("element" view), and the `channel.` keys pool the h*w positions as samples of a C-unit
 latent ("channel" view; see vaelens.metrics.spatial for what its information numbers mean).
+Both get the `latent_stats.` keys: the moments of posterior samples a latent diffusion model is scaled by
+(vaelens.metrics.latent_stats), per element and per channel (per unit for vector latents).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from vaelens.metrics.information import (
     mutual_information,
     rate,
 )
+from vaelens.metrics.latent_stats import latent_diffusion_statistics
 from vaelens.metrics.spatial import flatten_spatial_posterior, subsample_rows
 from vaelens.metrics.variance import mean_variance_profile, posterior_variance_profile
 
@@ -154,14 +157,17 @@ def latent_statistics(mu: torch.Tensor, logvar: torch.Tensor, *, seed: int = 0, 
     """Flat dict of every latent statistic; spatial latents also get the `channel.` view."""
     if tuple(mu.shape) != tuple(logvar.shape):
         raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
-    if mu.ndim == 2:
-        return {"latent_view": "vector", **vector_latent_statistics(mu, logvar, seed=seed, mi_samples=mi_samples)}
-    if mu.ndim < 4:
+    if mu.ndim < 2 or mu.ndim == 3:
         raise ValueError(f"latents must be (N, d) or spatial (N, C, h, w), got shape {tuple(mu.shape)}")
+    diffusion = {f"latent_stats.{key}": value
+                 for key, value in latent_diffusion_statistics(mu, logvar, seed=seed).to_dict().items()}
+    if mu.ndim == 2:
+        return {"latent_view": "vector", **vector_latent_statistics(mu, logvar, seed=seed, mi_samples=mi_samples),
+                **diffusion}
     element = vector_latent_statistics(*flatten_spatial_posterior(mu, logvar, "element"), seed=seed,
                                        mi_samples=mi_samples)
     channel_mu, channel_logvar = subsample_rows(*flatten_spatial_posterior(mu, logvar, "channel"),
                                                 max_rows=channel_rows, seed=seed)
     channel = vector_latent_statistics(channel_mu, channel_logvar, seed=seed, mi_samples=mi_samples)
     return {"latent_view": "element", **element, "channel.num_rows": channel_mu.shape[0],
-            **{f"channel.{key}": value for key, value in channel.items()}}
+            **{f"channel.{key}": value for key, value in channel.items()}, **diffusion}

@@ -12,7 +12,7 @@ under `channel.` are the per-channel view (positions pooled as samples of a C-un
 | units | "nats": the unit of every information quantity |
 | weighting_convention | additive / convex / ldm for a vaelens run; "unknown (pretrained model)" otherwise |
 | objective.* | the run's objective (likelihood, beta, convention, terms and weights) |
-| model.* | a pretrained model's description (e.g. diffusers AutoencoderKL) |
+| model.* | a pretrained model's description (e.g. diffusers AutoencoderKL); for a diffusers model also what its config.json declares for diffusion: configured_scaling_factor, and configured_shift_factor, configured_latents_mean, configured_latents_std where it sets them |
 | data.* | the evaluation data (name, split, count, image shape, source) |
 | num_images, log_num_images, seed | images encoded (a seeded random draw over the split: `vaelens.sampling.random_subset(data.num_images, num_images, seed)`), log N (ceiling of MI), seed |
 | sample_size.* | how num_images was chosen: rule ("fixed": the requested count, capped at the split; "auto": log N >= rate + 1 nat, see analysis.sample_size), requested; for auto also pilot_images, pilot_rate (the rate on the pilot draw), target_log_num_images (pilot_rate + 1), reason (a sentence, naming any cap: the split size or 20,000) |
@@ -31,7 +31,8 @@ under `channel.` are the per-channel view (positions pooled as samples of a C-un
 | posterior_variance.* | profile of s_j = E_x sigma_j^2 (descending), log_profile (E_x log sigma_j^2), normalized_entropy, coefficient_of_variation, max_min_ratio (null if infinite), participation_ratio |
 | mean_variance.* | the same statistics for the profile of Var_x(mu_j) |
 | channel.* | spatial latents only: all the latent keys above on the channel view, plus channel.num_rows |
-| distortion.* | posterior-mean reconstructions of num_images of the encoded images drawn with seed (`random_subset(num_images of the analysis, distortion.num_images, distortion.seed)` positions in the encoded set): mse (per pixel), mse_sum (per image), psnr (dB), ssim, ms_ssim, effnet_lite0 (the uncalibrated LPIPS-style distance over the ImageNet EfficientNet-Lite0: always, offline; docs/perceptual.md), lpips_alex (where its backbone exists), training_<term> (the run's own perceptual term); distortion_skipped where the images leave [0, 1] (e.g. the gaussian source) |
+| latent_stats.* | the latent scale a diffusion model trained on these latents needs (vaelens.metrics.latent_stats), from posterior samples z = mu + sigma * eps of the num_images analysis images, eps standard normal drawn with the analysis seed (float64, in blocks of 256 images in encoded order, from one CPU generator seeded with seed), in raw latent units (no factor applied): sample_mean, sample_std (over every element of every image; unbiased std, as torch.std) with sample_mean_stderr, sample_std_stderr (delete-one-image jackknife); mean_mean, mean_std (the same of the posterior means mu); scaling_factor (1 / sample_std, Stable Diffusion's: z * scaling_factor has unit variance; null when z is constant) with scaling_factor_stderr; shift_factor (sample_mean, SD3/FLUX's: (z - shift_factor) * scaling_factor, whose scaling factor 1 / std(z - shift_factor) is the same 1 / sample_std); channel_mean, channel_std (lists: per channel, pooled over positions and images, for spatial latents; per unit for vector latents: diffusers' latents_mean / latents_std, which the pipelines use with scaling_factor 1); num_images, seed |
+| distortion.* | posterior-mean reconstructions of num_images of the encoded images drawn with seed (`random_subset(num_images of the analysis, distortion.num_images, distortion.seed)` positions in the encoded set; their means from the one encoding pass are decoded, not encoded again): mse (per pixel), mse_sum (per image), psnr (dB), ssim, ms_ssim, effnet_lite0 (the uncalibrated LPIPS-style distance over the ImageNet EfficientNet-Lite0: always, offline; docs/perceptual.md), lpips_alex (where its backbone exists), training_<term> (the run's own perceptual term); distortion_skipped where the images leave [0, 1] (e.g. the gaussian source) |
 | reconstructions.* | indices: the data-set indices of the images in reconstructions.png (16 drawn like the distortion images, hence among them) |
 | run.* | for a run directory: status when analysed (finished, diverged, incomplete), checkpoint_step (the checkpoint measured), steps (what its config asks for) |
 | disentanglement.* | with ground-truth factors: mig (on all num_codes encoded codes), dci_disentanglement, dci_completeness, dci_informativeness_train/test, sap (trained on num_train codes, tested on num_test: `disentanglement_split(num_codes, split_seed)`), factorvae_eval/train_accuracy, factorvae_num_active_dims; quick (true: fewer trees and votes) |
@@ -52,7 +53,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from vaelens.analysis.encode import reconstruction_function
+from vaelens.analysis.encode import EncodedSet, reconstruction_function
 from vaelens.analysis.latents import latent_statistics
 from vaelens.analysis.plots import (
     plot_covariance_spectrum,
@@ -79,23 +80,26 @@ FIGURE_IMAGES = 16
 
 
 @torch.no_grad()
-def _distortions(model, objective, data, indices, device, count: int, batch_size: int, seed: int,
+def _distortions(model, objective, data, encoded: EncodedSet, device, count: int, batch_size: int, seed: int,
                  lpips_net: str | None = LPIPS_NET) -> dict:
     """Mean distortions of posterior-mean reconstructions over `count` encoded images drawn with `seed`.
 
     A seeded draw, because storage order is not random: the dSprites test split is sorted by grid
-    index, so its first images are all squares at the smallest scales."""
+    index, so its first images are all squares at the smallest scales. The posterior means are those of
+    the encoded set (the images are not encoded again); only the decoder runs here."""
     reconstruct = reconstruction_function(model, objective)
     sums: dict[str, float] = {}
     notes: dict[str, str] = {}
-    chosen = indices[random_subset(len(indices), count, seed)]
+    positions = random_subset(len(encoded.indices), count, seed)
+    chosen = encoded.indices[positions]
     perceptual = getattr(objective, "perceptual", None)
     for start in range(0, len(chosen), batch_size):
         images = data.images(chosen[start:start + batch_size]).to(device)
         if float(images.min()) < 0 or float(images.max()) > 1:
             return {"distortion_skipped": f"{data.name} images leave [0, 1] (range [{float(images.min()):.3g}, "
                                           f"{float(images.max()):.3g}]): PSNR, SSIM and LPIPS assume [0, 1] images"}
-        reconstructions = reconstruct(model.encode(images)[0]).float().clamp(0, 1)
+        means = encoded.mu[positions[start:start + batch_size]].to(device)
+        reconstructions = reconstruct(means).float().clamp(0, 1)
         report = distortion_report(images, reconstructions, lpips_net=lpips_net, imagenet_features=True)
         if perceptual is not None:
             report[f"training_{perceptual.name}"] = float(perceptual(images, reconstructions).mean())
@@ -191,7 +195,7 @@ def analyze(model: VAE | PosteriorEncoder, data, *, objective=None, max_images: 
     results.update(latent_statistics(encoded.mu, encoded.logvar, seed=seed, mi_samples=mi_samples))
     stages.update()
     stages.set_postfix_str(ANALYSIS_STAGES[2])
-    results.update(_distortions(model, objective, data, encoded.indices, device, distortion_images, 128, seed))
+    results.update(_distortions(model, objective, data, encoded, device, distortion_images, 128, seed))
     stages.update()
     if disentanglement and data.factors is not None:
         stages.set_postfix_str(ANALYSIS_STAGES[3])

@@ -6,15 +6,17 @@ draw of AUTO_MIN_IMAGES, measures the rate R there (closed form), and encodes
 N = ceil(exp(R + AUTO_MARGIN_NATS)) images, so that log N >= R + 1 nat, within
 [AUTO_MIN_IMAGES, min(split size, AUTO_MAX_IMAGES)]. Since I(x; z) <= R, such an N leaves the
 estimate room below its ceiling. Where a cap binds it may still saturate, and the analysis flags it
-(`mutual_information_saturated`). Both draws are `random_subset` draws with the analysis seed.
+(`mutual_information_saturated`). Both draws are `random_subset` draws with the analysis seed, so the final
+draw contains the pilot and only the images it adds are encoded.
 """
 
 from __future__ import annotations
 
 import math
 
-from vaelens.analysis.encode import EncodedSet, encode_images
+from vaelens.analysis.encode import EncodedSet, encode_images, extend_encoded
 from vaelens.metrics.information import rate
+from vaelens.sampling import random_subset
 
 AUTO = "auto"
 DEFAULT_IMAGES = AUTO
@@ -70,9 +72,9 @@ def encode_for_analysis(model, data, images, *, seed: int, device, progress: boo
     target = pilot_rate + AUTO_MARGIN_NATS
     needed = math.ceil(math.exp(target)) if target < math.log(1e15) else None
     count = min(max(needed or math.inf, AUTO_MIN_IMAGES), data.num_images, AUTO_MAX_IMAGES)
-    # The pilot is the final draw whenever no more images are needed (same size, same seed).
-    encoded = pilot if count <= len(pilot.indices) else encode_images(model, data, count, seed=seed,
-                                                                      device=device, progress=progress)
+    # Draws of one size and seed are nested: the final draw holds the pilot, whose images are not encoded again.
+    encoded = pilot if count <= len(pilot.indices) else extend_encoded(
+        model, data, pilot, random_subset(data.num_images, count, seed), device=device, progress=progress)
     return encoded, {"sample_size.rule": AUTO, "sample_size.pilot_images": len(pilot.indices),
                      "sample_size.pilot_rate": pilot_rate, "sample_size.target_log_num_images": target,
                      "sample_size.reason": _reason(target, needed, len(encoded.indices), data.num_images)}

@@ -11,6 +11,7 @@ from vaelens.data import load_dataset
 from vaelens.devices import resolve_device
 from vaelens.runs import load_run
 from vaelens.training.rundir import RunDirectory
+from vaelens.training.tensorboard import TensorBoardLog, check_available
 
 logger = logging.getLogger("vaelens")
 
@@ -44,4 +45,22 @@ def analyze_run(run_dir, options: AnalysisOptions | None = None, *, data_config=
     results.update({"run.status": status, "run.checkpoint_step": loaded.step, "run.steps": loaded.config.train.steps})
     path = write_analysis(results, Path(out) if out is not None else directory.path, loaded.model, loaded.objective,
                           data)
+    if out is None and loaded.config.train.tensorboard:
+        _log_to_tensorboard(directory, loaded.config, results)
     return path, results
+
+
+def _log_to_tensorboard(directory: RunDirectory, config, results: dict) -> None:
+    """The run's analysis beside its training in TensorBoard (vaelens.training.tensorboard): the hyperparameters
+    again (a run trained before they were logged gets them too) and every number as analysis/<key>."""
+    try:
+        check_available()
+    except ValueError as error:
+        logger.warning("%s: analysis not logged to TensorBoard: %s", directory.path, error)
+        return
+    log = TensorBoardLog(directory.tensorboard_folder)
+    try:
+        log.hyperparameters(config)
+        log.final_metrics(results, results["run.checkpoint_step"], "analysis")
+    finally:
+        log.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vaelens.lazy import lazy_getattr
 
-MODULES = ("information", "geometry", "variance", "spatial", "distortion", "disentangle")
+MODULES = ("information", "geometry", "variance", "spatial", "latent_stats", "distortion", "disentangle")
 """The metric modules, in the order their names are listed."""
 
 

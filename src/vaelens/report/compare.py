@@ -25,9 +25,8 @@ from vaelens.analysis.target import analyze_pretrained
 from vaelens.config import DataConfig
 from vaelens.data import load_dataset
 from vaelens.devices import resolve_device
-from vaelens.io import atomic_write_json, atomic_write_text, read_json
+from vaelens.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
 from vaelens.pretrained import load_diffusers_autoencoder
-from vaelens.report.collect import csv_text
 from vaelens.report.compare_content import comparison_csv_rows, comparison_sections
 from vaelens.report.compare_models import (
     ComparedModel,
@@ -136,7 +135,7 @@ def write_comparison(models: list[ComparedModel], analyses: list[dict], out: Pat
     """compare.csv and compare.html in `out` (atomic), from the models' analyses (their folders in `out`)."""
     header, rows = comparison_csv_rows(models, analyses)
     table = out / CSV_FILE
-    atomic_write_text(table, csv_text(header, rows))
+    atomic_write_csv(table, header, rows)
     title = "vaelens compare: " + ", ".join(model.label for model in models)
     page = out / PAGE_FILE
     sections = comparison_sections(models, analyses, [out / model.label for model in models])

@@ -23,7 +23,6 @@ PROBE_LABELS = {"probe.pearson_log": "probe: Pearson r, log predicted vs actual 
                 "probe.spearman_log": "probe: Spearman rho, log predicted vs actual sigma^2 (image-unit pairs)",
                 "probe.profile_pearson_log": "probe: Pearson r of the per-unit profiles (log)",
                 "probe.median_log_ratio": "probe: median log(actual / predicted)"}
-SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 """A text cell starting with one of these is read as a formula by spreadsheets."""
 
 
@@ -218,14 +217,10 @@ def comparison_sections(models: list[ComparedModel], analyses: list[dict], folde
     return sections + figure_sections(labels, analyses, folders)
 
 
-def spreadsheet_text(text: str) -> str:
-    """Text a spreadsheet shows as text: one starting like a formula gets a leading single quote."""
-    return "'" + text if text.startswith(SPREADSHEET_TRIGGERS) else text
-
-
 def comparison_csv_rows(models: list[ComparedModel], analyses: list[dict]) -> tuple[list[str], list[list]]:
     """Header and rows of compare.csv: one row per model, every scalar analysis.json key any model has (in the
-    order first seen), blank where a model lacks it; text cells made safe for spreadsheets, numbers kept."""
+    order first seen), blank where a model lacks it (the writer, vaelens.io.atomic_write_csv, makes text cells
+    safe for spreadsheets and keeps numbers)."""
     keys: dict[str, None] = {}
     for analysis in analyses:
         keys.update((key, None) for key, value in analysis.items() if not isinstance(value, (list, dict)))
@@ -233,6 +228,5 @@ def comparison_csv_rows(models: list[ComparedModel], analyses: list[dict]) -> tu
     rows = []
     for model, analysis in zip(models, analyses):
         values = [model.label, model.kind, str(model.path), *(analysis.get(key) for key in keys)]
-        rows.append(["" if value is None else spreadsheet_text(value) if isinstance(value, str) else value
-                     for value in values])
-    return [spreadsheet_text(name) for name in header], rows
+        rows.append(["" if value is None else value for value in values])
+    return header, rows

@@ -27,6 +27,8 @@ from vaelens.training.rundir import GoodCheckpoint, RunDirectory, logger
 from vaelens.training.setup import RunParts, build_parts, dry_run
 from vaelens.training.tensorboard import TensorBoardLog
 
+FINAL_METRICS = ("loss", "rate", "distortion", "mean_distortion")
+"""Terms of the finished run's evaluation (nats) that TensorBoard shows as final/<term>."""
 DIVERGENCE_ADVICE = "Lower train.lr, set train.grad_clip, or check the data for NaN/Inf values."
 
 
@@ -190,6 +192,10 @@ class TrainingRun:
             self.summary["checkpoint_fallback"] = self.notes
         self.summary.update(extra or {})
         self.directory.write_summary(self.summary)
+        if self._tensorboard is not None:
+            self._tensorboard.hyperparameters(self.config)
+            evaluation = self.summary["eval"]
+            self._tensorboard.final_metrics({key: evaluation[key] for key in FINAL_METRICS}, settings.steps, "final")
         return self.summary
 
     def result(self) -> RunResult:
