@@ -26,6 +26,10 @@ TAIL_BYTES = 4096
 """How far from a file's end its end marker (PNG IEND, JPEG EOI) is looked for before decoding it to be sure."""
 
 
+class UnscalableImage(ValueError):
+    """An image file Pillow reads but whose samples vaelens cannot scale to [0, 1]; the message names the file."""
+
+
 def _unreadable(path: Path, error: Exception) -> ValueError:
     if isinstance(error, Image.DecompressionBombError):
         return ValueError(f"image file {path} is too large to decode safely ({error}); resize it or remove it")
@@ -36,7 +40,7 @@ def _sixteen_bit_grey(image: Image.Image, path: Path) -> Image.Image:
     """A 16-bit grey image as a float ("F") image in [0, 1]."""
     values = np.asarray(image, dtype=np.float64)
     if values.size and (values.min() < 0 or values.max() > 65535):
-        raise ValueError(f"image file {path} holds {image.mode} values from {values.min():g} to {values.max():g}, "
+        raise UnscalableImage(f"image file {path} holds {image.mode} values from {values.min():g} to {values.max():g}, "
                          "outside the 16-bit range vaelens scales (0..65535); convert it to 8- or 16-bit")
     return Image.fromarray((values / 65535.0).astype(np.float32), mode="F")
 
@@ -48,7 +52,7 @@ def _open_scaled(path: Path, grayscale: bool) -> Image.Image:
         if image.mode in SIXTEEN_BIT_MODES:
             return _sixteen_bit_grey(image, path)
         if image.mode == "F" or image.mode.startswith("I"):
-            raise ValueError(f"image file {path} has Pillow mode {image.mode} (float or 32-bit samples), which "
+            raise UnscalableImage(f"image file {path} has Pillow mode {image.mode} (float or 32-bit samples), which "
                              "vaelens cannot scale to [0, 1]; save it as an 8- or 16-bit PNG")
         if image.mode in ("P", "PA") and "transparency" in image.info:
             image = image.convert("RGBA")  # look the palette up with its transparency before dropping alpha
@@ -68,9 +72,9 @@ def decode_image(path: Path, size: int, grayscale: bool, crop: int | None = None
         scale = size / min(image.size)
         width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
         image = image.resize((width, height), Image.Resampling.LANCZOS)
+    except UnscalableImage:
+        raise
     except READ_ERRORS as error:
-        if isinstance(error, ValueError) and str(error).startswith("image file"):
-            raise
         raise _unreadable(path, error) from error
     left, top = (width - size) // 2, (height - size) // 2
     image = image.crop((left, top, left + size, top + size))
